@@ -1,0 +1,41 @@
+rule clean_data:
+    """Read, screen, validate, score and derive: the analysis-ready dataset."""
+    input:
+        unpack(lambda wildcards: raw_inputs()),
+    output:
+        analysis=f"{RESULTS}/clean/analysis.parquet",
+        patients=f"{RESULTS}/clean/patients.parquet",
+        dictionary=report(
+            f"{RESULTS}/clean/data_dictionary.csv",
+            caption="../report/data_dictionary.rst",
+            category="Data",
+        ),
+        validation=report(
+            f"{RESULTS}/clean/validation_report.csv",
+            caption="../report/validation_report.rst",
+            category="Data",
+        ),
+        flow=report(
+            f"{RESULTS}/clean/exclusion_flow.csv",
+            caption="../report/exclusion_flow.rst",
+            category="Data",
+        ),
+        summary=f"{RESULTS}/clean/summary.json",
+    log:
+        f"{LOGS}/clean_data.log",
+    params:
+        dataset=config["dataset"],
+        analysis=config["analysis"],
+        cleaning=config.get("cleaning", {}),
+        instruments=config.get("instruments", {}),
+    threads: 1
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/clean_data.py"
+
+
+rule clean_all:
+    """Run only the intake stage: check a new dataset before any model runs."""
+    input:
+        rules.clean_data.output.analysis,

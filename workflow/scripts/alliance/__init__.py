@@ -1,0 +1,1 @@
+"""alliance: cleaning, scoring, mixed models and reporting for alliance–outcome psychotherapy research."""

@@ -1,0 +1,184 @@
+"""Derived variables: centring (methods.md section 4), leads and lags, patient summaries.
+
+All functions take the session-level analysis frame (one row per patient and
+session, canonical column names) and return new columns; none relies on row order.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def decompose_within_between(
+    data: pd.DataFrame,
+    value: str,
+    prefix: str | None = None,
+    patient: str = "patient",
+    therapist: str = "therapist",
+) -> pd.DataFrame:
+    """Split a session-level variable into within- and between-level parts.
+
+    Following Curran & Bauer (2011) and methods.md section 4, with ``v`` the value::
+
+        {p}_patient_mean              mean of the patient's non-missing values
+        {p}_within_patient            v - patient mean                    ("state")
+        {p}_between_patient           patient mean - grand mean of patient means
+        {p}_therapist_mean            mean of the therapist's patient means (each patient weight 1)
+        {p}_patient_within_therapist  patient mean - therapist mean
+        {p}_between_therapist         therapist mean - grand mean of patient means
+        {p}_n_sessions                sessions behind the patient mean
+
+    A patient's therapist is the one of their first session (switches are flagged
+    in cleaning). Person means use every session where the value is present.
+
+    Example
+    -------
+    >>> d = pd.DataFrame({"patient": ["a", "a", "b", "b"], "therapist": ["t", "t", "t", "t"],
+    ...                   "wai": [3.0, 4.0, 2.0, 2.0]})
+    >>> decompose_within_between(d, "wai")["wai_within_patient"].tolist()
+    [-0.5, 0.5, 0.0, 0.0]
+    """
+    p = prefix or value
+    present = data[value].notna()
+    patient_mean = data[value].groupby(data[patient]).mean()
+    n_sessions = present.groupby(data[patient]).sum()
+    patient_therapist = data.groupby(patient, sort=True)[therapist].first()
+    patient_level = pd.DataFrame(
+        {"mean": patient_mean, "therapist": patient_therapist}
+    ).dropna(subset=["mean"])
+    grand_mean = patient_level["mean"].mean()
+    therapist_mean = patient_level.groupby("therapist")["mean"].mean()
+
+    row_patient_mean = data[patient].map(patient_mean)
+    row_therapist_mean = data[patient].map(patient_therapist).map(therapist_mean)
+    return pd.DataFrame(
+        {
+            f"{p}_patient_mean": row_patient_mean,
+            f"{p}_within_patient": data[value] - row_patient_mean,
+            f"{p}_between_patient": row_patient_mean - grand_mean,
+            f"{p}_therapist_mean": row_therapist_mean,
+            f"{p}_patient_within_therapist": row_patient_mean - row_therapist_mean,
+            f"{p}_between_therapist": row_therapist_mean - grand_mean,
+            f"{p}_n_sessions": data[patient].map(n_sessions).astype("Int64"),
+        },
+        index=data.index,
+    )
+
+
+def next_session_values(
+    data: pd.DataFrame,
+    columns: list[str],
+    patient: str = "patient",
+    session: str = "session",
+) -> pd.DataFrame:
+    """Values at session t+1 of the same patient, NaN where session t+1 is absent.
+
+    Built from session numbers, never from row order: a gap (session 5 missed)
+    leaves session 4's lead missing rather than borrowing session 6.
+    """
+    keyed = data.set_index([patient, session])[columns]
+    following = pd.MultiIndex.from_arrays([data[patient], data[session] + 1])
+    values = keyed.reindex(following)
+    values.index = data.index
+    return values.add_suffix("_next")
+
+
+def previous_session_values(
+    data: pd.DataFrame,
+    columns: list[str],
+    patient: str = "patient",
+    session: str = "session",
+) -> pd.DataFrame:
+    """Values at session t-1 of the same patient (NaN where absent); see next_session_values."""
+    keyed = data.set_index([patient, session])[columns]
+    preceding = pd.MultiIndex.from_arrays([data[patient], data[session] - 1])
+    values = keyed.reindex(preceding)
+    values.index = data.index
+    return values.add_suffix("_prev")
+
+
+def value_at_session(
+    data: pd.DataFrame, value: str, at: int, patient: str = "patient", session: str = "session"
+) -> pd.Series:
+    """Per patient: the value at session number ``at`` (NaN if not observed)."""
+    rows = data.loc[data[session] == at].drop_duplicates(patient)
+    return rows.set_index(patient)[value]
+
+
+def mean_over_sessions(
+    data: pd.DataFrame,
+    value: str,
+    first: int,
+    last: int,
+    patient: str = "patient",
+    session: str = "session",
+) -> pd.Series:
+    """Per patient: mean of ``value`` over sessions first..last that were observed."""
+    window = data.loc[data[session].between(first, last)]
+    return window.groupby(patient)[value].mean()
+
+
+def first_and_last_observed(
+    data: pd.DataFrame, value: str, patient: str = "patient", session: str = "session"
+) -> pd.DataFrame:
+    """Per patient: first and last observed value and the sessions they come from.
+
+    Baseline is the first session with the value present, which need not be session 1.
+    """
+    observed = data.loc[data[value].notna(), [patient, session, value]].sort_values(
+        [patient, session]
+    )
+    grouped = observed.groupby(patient)
+    first = grouped.first()
+    last = grouped.last()
+    return pd.DataFrame(
+        {
+            f"{value}_baseline": first[value],
+            f"{value}_baseline_session": first[session],
+            f"{value}_last": last[value],
+            f"{value}_last_session": last[session],
+            f"{value}_change": last[value] - first[value],
+        }
+    )
+
+
+def person_mean_reliability(
+    n_sessions: pd.Series, between_variance: float, within_variance: float
+) -> pd.Series:
+    """Reliability of each person mean, lambda_i = tau^2 / (tau^2 + sigma^2 / n_i)."""
+    n = n_sessions.astype(float)
+    return between_variance / (between_variance + within_variance / n.where(n > 0))
+
+
+def variance_split_anova(data: pd.DataFrame, value: str, patient: str = "patient") -> tuple[float, float]:
+    """Moment estimates (between-patient tau^2, within-patient sigma^2) of a variable.
+
+    Used only to report person-mean reliability in the data summary; the
+    model-based variance split is in the model suite.
+    """
+    present = data.loc[data[value].notna(), [patient, value]]
+    groups = present.groupby(patient)[value]
+    within = float((present[value] - groups.transform("mean")).pow(2).sum())
+    n_i = groups.size()
+    k, n = len(n_i), int(n_i.sum())
+    if k < 2 or n <= k:
+        return float("nan"), float("nan")
+    sigma2 = within / (n - k)
+    means = groups.mean()
+    grand = present[value].mean()
+    between_ss = float((n_i * (means - grand) ** 2).sum())
+    n0 = (n - (n_i**2).sum() / n) / (k - 1)
+    tau2 = max((between_ss / (k - 1) - sigma2) / n0, 0.0)
+    return tau2, sigma2
+
+
+__all__ = [
+    "decompose_within_between",
+    "next_session_values",
+    "previous_session_values",
+    "value_at_session",
+    "mean_over_sessions",
+    "first_and_last_observed",
+    "person_mean_reliability",
+    "variance_split_anova",
+]

@@ -1,0 +1,986 @@
+"""Mixed-model engine: structured model specs -> statsmodels MixedLM -> tidy, lme4-comparable results.
+
+One entry point, :func:`fit` (``fit(spec, data) -> FitResult``).  Models are described by
+:class:`ModelSpec` / :class:`RandomTerm` (never by user-supplied formula strings); the engine
+validates every name, builds the fixed-effects design with patsy from a formula it writes
+itself, builds the random-effects design directly, and fits it with statsmodels' ``MixedLM``.
+
+Numerical safeguards (docs: methods.md section 7):
+
+* several optimiser sequences are tried; the best log-likelihood wins, and every attempt, its
+  log-likelihood, convergence flag and warnings are recorded;
+* fixed effects, their covariance matrix ``sigma^2 (X' V*^-1 X)^-1`` (what lme4's ``vcov`` reports),
+  the profiled residual variance and the log-likelihood are recomputed from the fitted
+  relative covariance parameters (theta), lme4 style.  This gives lme4's SEs on the boundary
+  (statsmodels' Hessian SEs are inflated there; kept as ``se_statsmodels``) and avoids
+  statsmodels issue #10239 (fixed effects returned as exactly 0.0 when a variance < 1e-10);
+* flags: ``not_converged``, ``boundary``, ``refitted``, ``optimum_disagreement``,
+  ``exact_zero_fixed``, ``simplified``.
+
+Inference is Wald z (asymptotic normal); no Satterthwaite / Kenward-Roger df.  With few
+therapists a z test overstates significance for therapist-level effects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import keyword
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import patsy
+import scipy.stats
+import statsmodels
+from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
+
+__all__ = [
+    "RandomTerm",
+    "ModelSpec",
+    "FitResult",
+    "FitWarning",
+    "fit",
+    "to_lme4_formula",
+    "to_patsy_formula",
+    "DEFAULT_OPTIMIZERS",
+]
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: names that would shadow patsy built-ins used in the formula or clash with output labels
+RESERVED_NAMES = frozenset({"C", "Treatment", "Intercept", "Residual", "I", "Q"})
+#: optimiser sequences tried by :func:`fit`; each is passed as ``MixedLM.fit(method=[...])``
+DEFAULT_OPTIMIZERS: tuple[tuple[str, ...], ...] = (
+    ("lbfgs",),
+    ("powell", "lbfgs"),
+    ("bfgs",),
+    ("nm", "lbfgs"),
+)
+#: a variance <= BOUNDARY_REL_TOL * residual variance counts as on the boundary
+BOUNDARY_REL_TOL = 1e-6
+#: a correlation with |r| >= 1 - CORR_BOUNDARY_TOL counts as on the boundary
+CORR_BOUNDARY_TOL = 1e-6
+#: converged attempts whose log-likelihoods differ by more than this raise ``optimum_disagreement``
+#: (some attempt reported convergence at a worse optimum; non-converged attempts are ignored)
+OPTIMUM_DISAGREEMENT_TOL = 1e-3
+#: attempts within this of the best log-likelihood count as tied (earliest converged one wins)
+TIE_TOL = 1e-6
+Z_975 = float(scipy.stats.norm.ppf(0.975))  # 1.959963984540054
+DF_METHOD = "Wald z (asymptotic)"
+SE_METHOD = (
+    "sigma^2 (X' V*^-1 X)^-1 at the fitted variance parameters (as lme4 vcov); "
+    "statsmodels' Hessian-based SEs kept as se_statsmodels"
+)
+AIC_DEFINITION = (
+    "AIC = -2 logLik + 2 k, BIC = -2 logLik + log(n_obs) k, k = fixed effects + covariance "
+    "parameters + 1 (residual); for REML fits logLik is the REML log-likelihood, as lme4's "
+    "AIC()/BIC() on a REML fit (compare REML AIC/BIC only between models with identical fixed effects)"
+)
+SIG_DIGITS = 10
+
+FLAG_NAMES = (
+    "not_converged",
+    "boundary",
+    "refitted",
+    "optimum_disagreement",
+    "exact_zero_fixed",
+    "simplified",
+)
+
+
+class FitWarning(UserWarning):
+    """Emitted when the winning optimiser attempt did not converge (the result is still returned)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Specs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effects term: a random intercept (and optional slopes) for ``group``.
+
+    ``RandomTerm("patient", nested_in="therapist")`` is lme4's ``(1 | therapist:patient)``.
+    ``correlated=False`` is lme4's ``||`` (independent intercept and slopes).
+    """
+
+    group: str
+    slopes: tuple[str, ...] = ()
+    correlated: bool = True
+    nested_in: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A linear mixed model; ``fixed=()`` means intercept only.  Fixed terms are column names
+    or interactions ``"a:b"``; ``categorical`` lists ``(column, reference level)`` pairs that are
+    treatment-coded with the given reference."""
+
+    name: str
+    outcome: str
+    fixed: tuple[str, ...]
+    random: tuple[RandomTerm, ...]
+    categorical: tuple[tuple[str, str], ...] = ()
+    reml: bool = True
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and formula building
+# --------------------------------------------------------------------------------------------
+
+
+def _check_name(name: Any, what: str, columns: Sequence[str] | None) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValueError(
+            f"invalid {what} name {name!r}: names must match {NAME_RE.pattern}"
+        )
+    if keyword.iskeyword(name) or name in RESERVED_NAMES:
+        raise ValueError(f"invalid {what} name {name!r}: reserved word")
+    if columns is not None and name not in columns:
+        raise ValueError(f"{what} {name!r} is not a column of the data")
+    return name
+
+
+def _check_level(col: str, level: Any) -> str:
+    if not isinstance(level, str) or not level or len(level) > 200:
+        raise ValueError(
+            f"reference level for {col!r} must be a non-empty string (<= 200 chars), got {level!r}"
+        )
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in level):
+        raise ValueError(f"reference level {level!r} for {col!r} contains control characters")
+    return level
+
+
+def _fixed_parts(term: Any) -> list[str]:
+    if not isinstance(term, str):
+        raise ValueError(f"fixed term {term!r} must be a string")
+    parts = term.split(":")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"fixed term {term!r} repeats a column")
+    return parts
+
+
+def _validate_structure(spec: ModelSpec, columns: Sequence[str] | None = None) -> None:
+    """Check every name in ``spec`` (against ``columns`` when given) and the random structure."""
+    if not isinstance(spec, ModelSpec):
+        raise TypeError("spec must be a ModelSpec")
+    if not isinstance(spec.name, str) or not spec.name:
+        raise ValueError("spec.name must be a non-empty string")
+    _check_name(spec.outcome, "outcome", columns)
+    seen_terms = set()
+    for term in spec.fixed:
+        parts = _fixed_parts(term)
+        for part in parts:
+            _check_name(part, "fixed-effect column", columns)
+            if part == spec.outcome:
+                raise ValueError(f"outcome {part!r} cannot also be a fixed effect")
+        key = frozenset(parts)
+        if key in seen_terms:
+            raise ValueError(f"fixed term {term!r} is listed twice")
+        seen_terms.add(key)
+    cats = set()
+    for item in spec.categorical:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise ValueError(f"categorical entry {item!r} must be (column, reference level)")
+        col, level = item
+        _check_name(col, "categorical column", columns)
+        _check_level(col, level)
+        if col in cats:
+            raise ValueError(f"categorical column {col!r} is listed twice")
+        cats.add(col)
+    if not spec.random:
+        raise ValueError("a mixed model needs at least one RandomTerm")
+    groups = []
+    for rt in spec.random:
+        if not isinstance(rt, RandomTerm):
+            raise TypeError(f"random terms must be RandomTerm, got {rt!r}")
+        _check_name(rt.group, "grouping column", columns)
+        if rt.nested_in is not None:
+            _check_name(rt.nested_in, "grouping column", columns)
+            if rt.nested_in == rt.group:
+                raise ValueError(f"{rt.group!r} cannot be nested in itself")
+        if len(set(rt.slopes)) != len(rt.slopes):
+            raise ValueError(f"random slopes for {rt.group!r} repeat a column")
+        for s in rt.slopes:
+            _check_name(s, "random-slope column", columns)
+            if s in cats:
+                raise ValueError(f"random slope {s!r} is categorical: not supported")
+            if s in (rt.group, rt.nested_in, spec.outcome):
+                raise ValueError(f"random slope {s!r} is a grouping column or the outcome")
+        if rt.group == spec.outcome or rt.nested_in == spec.outcome:
+            raise ValueError("the outcome cannot be a grouping column")
+        groups.append((rt.nested_in, rt.group))
+    if len(set(groups)) != len(groups):
+        raise ValueError("a grouping factor appears in more than one RandomTerm")
+    outer = [rt for rt in spec.random if rt.nested_in is None]
+    nested = [rt for rt in spec.random if rt.nested_in is not None]
+    if len(outer) > 1:
+        raise ValueError(
+            "crossed random effects ("
+            + ", ".join(rt.group for rt in outer)
+            + ") are not supported; if one factor is nested in the other, declare nested_in"
+        )
+    outer_names = {rt.nested_in for rt in nested} | {rt.group for rt in outer}
+    if len(outer_names) != 1:
+        raise ValueError(
+            "all nested terms must be nested in the same (outermost) grouping factor: "
+            + ", ".join(sorted(outer_names))
+        )
+    outer_name = next(iter(outer_names))
+    for rt in nested:
+        if rt.group == outer_name:
+            raise ValueError(f"{rt.group!r} is both the outer group and nested in it")
+    fixed_cols = {p for t in spec.fixed for p in _fixed_parts(t)}
+    group_cols = {outer_name} | {rt.group for rt in nested}
+    clash = group_cols & (fixed_cols | cats)
+    if clash:
+        raise ValueError(f"grouping column(s) {sorted(clash)} also used as fixed effects")
+
+
+def _cat_map(spec: ModelSpec) -> dict[str, str]:
+    return {col: level for col, level in spec.categorical}
+
+
+def _patsy_factor(col: str, cats: dict[str, str]) -> str:
+    if col in cats:
+        # repr() of a str is always a single, inert Python string literal; the level has
+        # also been checked to be printable and (in fit) to be a level present in the data.
+        return f"C({col}, Treatment(reference={cats[col]!r}))"
+    return col
+
+
+def to_patsy_formula(spec: ModelSpec) -> str:
+    """The patsy formula of the fixed part, e.g. ``"y ~ 1 + x + C(g, Treatment(reference='a'))"``."""
+    _validate_structure(spec)
+    cats = _cat_map(spec)
+    terms = ["1"] + [":".join(_patsy_factor(p, cats) for p in t.split(":")) for t in spec.fixed]
+    return f"{spec.outcome} ~ " + " + ".join(terms)
+
+
+def _r_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _lme4_random_terms(spec: ModelSpec, fitted: bool) -> list[str]:
+    out = []
+    for rt in spec.random:
+        grp = rt.group if rt.nested_in is None else f"{rt.nested_in}:{rt.group}"
+        lhs = " + ".join(("1",) + tuple(rt.slopes))
+        correlated = rt.correlated and not (fitted and rt.nested_in is not None)
+        bar = "|" if (correlated or not rt.slopes) else "||"
+        out.append(f"({lhs} {bar} {grp})")
+    return out
+
+
+def to_lme4_formula(spec: ModelSpec, *, fitted: bool = False) -> str:
+    """The equivalent lme4 formula, e.g. ``"y ~ x_cwc + (1 | therapist) + (1 + x_cwc || therapist:patient)"``.
+
+    Categorical columns appear as ``relevel(factor(col), ref = "level")``.  With ``fitted=True``
+    the formula actually fitted by statsmodels is returned (a correlated nested term becomes ``||``).
+    """
+    _validate_structure(spec)
+    cats = _cat_map(spec)
+
+    def rname(col: str) -> str:
+        if col in cats:
+            return f"relevel(factor({col}), ref = {_r_string(cats[col])})"
+        return col
+
+    fixed = [":".join(rname(p) for p in t.split(":")) for t in spec.fixed] or ["1"]
+    return f"{spec.outcome} ~ " + " + ".join(fixed + _lme4_random_terms(spec, fitted))
+
+
+# --------------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------------
+
+
+def _round_sig(x: float, digits: int = SIG_DIGITS) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    if x == 0.0:
+        return 0.0
+    return float(f"{x:.{digits}g}")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, pd.DataFrame):
+        return [_jsonable(r) for r in obj.to_dict(orient="records")]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return _round_sig(float(obj))
+    if obj is None or isinstance(obj, str):
+        return obj
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return str(obj)
+
+
+@dataclass
+class FitResult:
+    """Everything a reader needs about one fitted model.
+
+    Attributes
+    ----------
+    spec : the ModelSpec fitted
+    fixed : DataFrame term, estimate, se, se_statsmodels, statistic (Wald z), p (two-sided normal),
+        ci_low, ci_high (est +/- 1.959964 se), estimate_statsmodels
+    vcov : DataFrame, covariance matrix of the fixed effects (lme4-style, as used for ``se``)
+    variance_components : DataFrame group, term, variance, sd, correlation.  Covariance rows have
+        term ``"a:b"``, the covariance in ``variance`` and the correlation in ``correlation``.  The
+        last row is group ``"Residual"``, term ``"Residual"``.
+    random_effects : DataFrame of conditional modes (BLUPs): group, level, term, value, cond_sd
+        (conditional SD given the data and the fixed effects).  ``level`` is a string; for a
+        nested factor it is ``"<outer>:<inner>"``.
+    fitted : DataFrame row (index label of the input data), fitted_marginal (X b),
+        fitted_conditional (X b + Z u), resid (y - fitted_conditional); only rows used in the fit
+    fit : dict of fit information (log-likelihood, AIC/BIC, flags, attempts, warnings, ...)
+    flags : short names of raised flags, a subset of FLAG_NAMES in that order
+    """
+
+    spec: ModelSpec
+    fixed: pd.DataFrame
+    vcov: pd.DataFrame
+    variance_components: pd.DataFrame
+    random_effects: pd.DataFrame
+    fitted: pd.DataFrame
+    fit: dict
+    flags: list[str]
+    engine_result: Any = field(default=None, repr=False, compare=False)
+
+    def fixed_effect(self, term: str) -> float:
+        """Estimate of one fixed effect, e.g. ``"wai_cwc"``, ``"Intercept"``, ``"therapy[T.PDT]"``."""
+        hit = self.fixed.loc[self.fixed["term"] == term, "estimate"]
+        if hit.empty:
+            raise KeyError(f"no fixed effect {term!r}; have {list(self.fixed['term'])}")
+        return float(hit.iloc[0])
+
+    def contrast(self, weights: dict[str, float]) -> dict[str, float]:
+        """Wald z for a linear combination of fixed effects, e.g. ``{"wai_pm_c": 1, "wai_cwc": -1}``
+        (the contextual effect).  Returns estimate, se, statistic, p, ci_low, ci_high."""
+        terms = list(self.fixed["term"])
+        w = np.zeros(len(terms))
+        for t, v in weights.items():
+            if t not in terms:
+                raise KeyError(f"no fixed effect {t!r}")
+            w[terms.index(t)] = float(v)
+        b = self.fixed["estimate"].to_numpy(dtype=float)
+        est = float(w @ b)
+        se = float(np.sqrt(w @ self.vcov.to_numpy(dtype=float) @ w))
+        z = est / se if se > 0 else math.nan
+        return {
+            "estimate": est,
+            "se": se,
+            "statistic": z,
+            "p": float(2 * scipy.stats.norm.sf(abs(z))),
+            "ci_low": est - Z_975 * se,
+            "ci_high": est + Z_975 * se,
+        }
+
+    def wald_test(self, terms: Sequence[str]) -> dict[str, float]:
+        """Joint Wald chi-square test that the listed fixed effects are all 0 (e.g. an
+        interaction block).  Returns statistic, df, p."""
+        names = list(self.fixed["term"])
+        idx = []
+        for t in terms:
+            if t not in names:
+                raise KeyError(f"no fixed effect {t!r}")
+            idx.append(names.index(t))
+        b = self.fixed["estimate"].to_numpy(dtype=float)[idx]
+        v = self.vcov.to_numpy(dtype=float)[np.ix_(idx, idx)]
+        stat = float(b @ np.linalg.solve(v, b))
+        return {"statistic": stat, "df": len(idx), "p": float(scipy.stats.chi2.sf(stat, len(idx)))}
+
+    def to_dict(self, include_random_effects: bool = False) -> dict:
+        """JSON-serialisable dict; floats rounded to 10 significant digits, NaN -> None."""
+        out = {
+            "spec": self.spec,
+            "fixed": self.fixed,
+            "vcov": {
+                "terms": list(self.vcov.columns),
+                "matrix": self.vcov.to_numpy(dtype=float).tolist(),
+            },
+            "variance_components": self.variance_components,
+            "fit": self.fit,
+            "flags": self.flags,
+        }
+        if include_random_effects:
+            out["random_effects"] = self.random_effects
+        return _jsonable(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Design construction
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Design:
+    y: np.ndarray
+    X: np.ndarray
+    fe_names: list[str]
+    outer_name: str
+    outer_codes: np.ndarray
+    outer_labels: list[str]
+    re_names: list[str]  # columns of exog_re ("Intercept", slopes); empty if no outer term
+    exog_re: np.ndarray | None
+    vc_names: list[str]  # statsmodels variance-component names
+    vc_info: list[tuple[str, str]]  # (group label for output, term) per variance component
+    vc_mats: list[list[np.ndarray]]
+    vc_levels: list[list[list[str]]]  # level labels per vc, per outer group, per column
+    vc_formula: dict[str, str]
+    re_formula: str | None
+    n_groups: dict[str, int]
+    row_index: pd.Index
+    simplification: list[str]
+
+
+def _labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    try:
+        codes, uniques = pd.factorize(values, sort=True)
+    except TypeError:  # unsortable mixed types
+        codes, uniques = pd.factorize(values.astype(str), sort=True)
+    return codes.astype(np.int64), [str(u) for u in uniques]
+
+
+def _build_design(spec: ModelSpec, data: pd.DataFrame) -> tuple[_Design, int]:
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError("data must be a pandas DataFrame")
+    columns = [str(c) for c in data.columns]
+    _validate_structure(spec, columns)
+    cats = _cat_map(spec)
+    outer = [rt for rt in spec.random if rt.nested_in is None]
+    nested = [rt for rt in spec.random if rt.nested_in is not None]
+    outer_name = outer[0].group if outer else nested[0].nested_in
+    fixed_cols = [p for t in spec.fixed for p in t.split(":")]
+    slope_cols = [s for rt in spec.random for s in rt.slopes]
+    group_cols = [outer_name] + [rt.group for rt in nested]
+    needed = list(
+        dict.fromkeys([spec.outcome] + fixed_cols + list(cats) + slope_cols + group_cols)
+    )
+    df = data.loc[:, needed]
+    keep = df.notna().all(axis=1).to_numpy()
+    n_dropped = int((~keep).sum())
+    df = df.loc[keep]
+    if len(df) == 0:
+        raise ValueError("no complete rows for the model's columns")
+
+    numeric = [spec.outcome] + [c for c in fixed_cols if c not in cats] + slope_cols
+    for c in dict.fromkeys(numeric):
+        if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
+            raise ValueError(
+                f"column {c!r} is not numeric; declare it in ModelSpec.categorical to treatment-code it"
+            )
+    pdata: dict[str, Any] = {}
+    for c in needed:
+        if c in cats:
+            s = df[c].astype(str)
+            levels = sorted(s.unique())
+            if cats[c] not in levels:
+                raise ValueError(
+                    f"reference level {cats[c]!r} is not a level of {c!r}; levels: {levels}"
+                )
+            if len(levels) < 2:
+                raise ValueError(f"categorical column {c!r} has fewer than 2 levels")
+            pdata[c] = pd.Categorical(s.to_numpy(dtype=object), categories=levels)
+        elif c in numeric:
+            pdata[c] = df[c].to_numpy(dtype=float)
+    pframe = pd.DataFrame(pdata)
+    formula = to_patsy_formula(spec)
+    env = patsy.EvalEnvironment([{}])  # only data columns and patsy built-ins are visible
+    y_dm, X_dm = patsy.dmatrices(formula, pframe, eval_env=env, NA_action="raise")
+    X = np.asarray(X_dm, dtype=float)
+    y = np.asarray(y_dm, dtype=float)[:, 0]
+    fe_names = list(X_dm.design_info.column_names)
+    for c in cats:  # tidy names: "therapy[T.PDT]" instead of "C(therapy, Treatment(...))[T.PDT]"
+        fe_names = [n.replace(_patsy_factor(c, cats), c) for n in fe_names]
+    if np.linalg.matrix_rank(X) < X.shape[1]:
+        raise ValueError(f"fixed-effects design is rank deficient: {fe_names}")
+
+    outer_codes, outer_labels = _labels(df[outer_name])
+    n_outer = len(outer_labels)
+    n_groups = {outer_name: n_outer}
+    if n_outer < 2:
+        raise ValueError(f"grouping factor {outer_name!r} has fewer than 2 levels")
+    rows_by_group = [np.flatnonzero(outer_codes == g) for g in range(n_outer)]
+
+    re_names: list[str] = []
+    exog_re = None
+    re_formula = None
+    vc_names: list[str] = []
+    vc_info: list[tuple[str, str]] = []
+    vc_mats: list[list[np.ndarray]] = []
+    vc_levels: list[list[list[str]]] = []
+    vc_formula: dict[str, str] = {}
+    simplification: list[str] = []
+
+    if outer:
+        rt = outer[0]
+        if rt.correlated and rt.slopes:
+            re_names = ["Intercept"] + list(rt.slopes)
+        else:
+            re_names = ["Intercept"]
+        re_formula = " + ".join(["1"] + re_names[1:])
+        cols = [np.ones(len(df))] + [df[s].to_numpy(dtype=float) for s in re_names[1:]]
+        exog_re = np.column_stack(cols)
+        if not rt.correlated:
+            for s in rt.slopes:
+                name = f"{outer_name}_slope_{s}"
+                x = df[s].to_numpy(dtype=float)
+                vc_names.append(name)
+                vc_info.append((outer_name, s))
+                vc_mats.append([x[r][:, None] for r in rows_by_group])
+                vc_levels.append([[outer_labels[g]] for g in range(n_outer)])
+                vc_formula[name] = f"0 + {s}"
+
+    for rt in nested:
+        label = f"{outer_name}:{rt.group}"
+        inner_codes, inner_labels = _labels(df[rt.group])
+        combo = outer_codes * (len(inner_labels) + 1) + inner_codes
+        combo_codes, _ = pd.factorize(combo, sort=True)
+        n_groups[label] = int(combo_codes.max()) + 1
+        if n_groups[label] < 2:
+            raise ValueError(f"grouping factor {label!r} has fewer than 2 levels")
+        ind_mats, lev = [], []
+        for g, r in enumerate(rows_by_group):
+            cc = combo_codes[r]
+            uniq, pos = np.unique(cc, return_inverse=True)
+            m = np.zeros((len(r), len(uniq)))
+            m[np.arange(len(r)), pos] = 1.0
+            ind_mats.append(m)
+            first = [r[np.flatnonzero(cc == u)[0]] for u in uniq]
+            lev.append([f"{outer_labels[g]}:{inner_labels[inner_codes[i]]}" for i in first])
+        vc_names.append(rt.group)
+        vc_info.append((label, "Intercept"))
+        vc_mats.append(ind_mats)
+        vc_levels.append(lev)
+        vc_formula[rt.group] = f"0 + C({rt.group})"
+        for s in rt.slopes:
+            x = df[s].to_numpy(dtype=float)
+            name = f"{rt.group}_slope_{s}"
+            vc_names.append(name)
+            vc_info.append((label, s))
+            vc_mats.append([m * x[r][:, None] for m, r in zip(ind_mats, rows_by_group)])
+            vc_levels.append(lev)
+            vc_formula[name] = f"0 + C({rt.group}):{s}"
+        if rt.correlated and rt.slopes:
+            lhs = " + ".join(("1",) + tuple(rt.slopes))
+            simplification.append(
+                f"correlated ({lhs} | {label}) fitted as independent components "
+                f"({lhs} || {label}): statsmodels cannot estimate this correlation"
+            )
+
+    design = _Design(
+        y=y,
+        X=X,
+        fe_names=fe_names,
+        outer_name=outer_name,
+        outer_codes=outer_codes,
+        outer_labels=outer_labels,
+        re_names=re_names,
+        exog_re=exog_re,
+        vc_names=vc_names,
+        vc_info=vc_info,
+        vc_mats=vc_mats,
+        vc_levels=vc_levels,
+        vc_formula=vc_formula,
+        re_formula=re_formula,
+        n_groups=n_groups,
+        row_index=df.index,
+        simplification=simplification,
+    )
+    return design, n_dropped
+
+
+# --------------------------------------------------------------------------------------------
+# lme4-style profiled computations at given relative covariance parameters
+# --------------------------------------------------------------------------------------------
+
+
+class _Profiler:
+    """Sufficient statistics per outer group; evaluates the profiled (RE)ML criterion, GLS fixed
+    effects, sigma^2 (X'V*^-1X)^-1 and BLUPs at relative covariance parameters
+    (cov_re / sigma^2, vcomp / sigma^2), with V* = I + Z Lambda Lambda' Z' (lme4 parameterisation;
+    no inverse of the random-effects covariance, so exact zeros are fine)."""
+
+    def __init__(self, model: MixedLM, design: _Design):
+        self.n, self.p = design.X.shape
+        self.k_re = model.k_re
+        self.vc_widths: list[list[int]] = []
+        X, y = design.X, design.y
+        self.XtX = X.T @ X
+        self.Xty = X.T @ y
+        self.yty = float(y @ y)
+        self.layouts: dict[tuple[int, ...], list[int]] = {}
+        Zs = []
+        for gi in range(model.n_groups):
+            parts = []
+            if self.k_re > 0:
+                parts.append(model.exog_re_li[gi])
+            widths = []
+            for j in range(model.k_vc):
+                m = np.asarray(model.exog_vc.mats[j][gi], dtype=float)
+                parts.append(m)
+                widths.append(m.shape[1])
+            Zs.append(np.hstack(parts))
+            self.layouts.setdefault(tuple(widths), []).append(gi)
+        self.Z = Zs
+        self.X_li = model.exog_li
+        self.y_li = model.endog_li
+        self.batches = []
+        for widths, gidx in self.layouts.items():
+            ZtZ = np.stack([Zs[g].T @ Zs[g] for g in gidx])
+            ZtX = np.stack([Zs[g].T @ model.exog_li[g] for g in gidx])
+            Zty = np.stack([Zs[g].T @ model.endog_li[g] for g in gidx])
+            self.batches.append((widths, np.asarray(gidx), ZtZ, ZtX, Zty))
+
+    def _lambda(self, cov_re_rel: np.ndarray, vc_rel: np.ndarray, widths: tuple[int, ...]):
+        q = self.k_re + sum(widths)
+        lam = np.zeros((q, q))
+        if self.k_re > 0:
+            w, U = np.linalg.eigh((cov_re_rel + cov_re_rel.T) / 2)
+            lam[: self.k_re, : self.k_re] = U * np.sqrt(np.clip(w, 0.0, None))
+        pos = self.k_re
+        for j, wdt in enumerate(widths):
+            idx = np.arange(pos, pos + wdt)
+            lam[idx, idx] = math.sqrt(max(float(vc_rel[j]), 0.0))
+            pos += wdt
+        return lam
+
+    def evaluate(self, cov_re_rel: np.ndarray, vc_rel: np.ndarray, reml: bool, blups: bool = False):
+        C = self.XtX.copy()
+        Xty = self.Xty.copy()
+        yty = self.yty
+        logdet_M = 0.0
+        cache = []
+        for widths, gidx, ZtZ, ZtX, Zty in self.batches:
+            lam = self._lambda(cov_re_rel, vc_rel, widths)
+            q = lam.shape[0]
+            M = lam.T @ ZtZ @ lam + np.eye(q)
+            L = np.linalg.cholesky(M)
+            logdet_M += 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
+            AtX = lam.T @ ZtX
+            Aty = (lam.T @ Zty[..., None])[..., 0]
+            rhs = np.concatenate([AtX, Aty[..., None]], axis=2)
+            sol = np.linalg.solve(M, rhs)
+            C -= np.einsum("gqi,gqj->ij", AtX, sol[..., : self.p])
+            Xty -= np.einsum("gqi,gq->i", AtX, sol[..., self.p])
+            yty -= float(np.einsum("gq,gq->", Aty, sol[..., self.p]))
+            cache.append((lam, gidx, M, AtX, Aty))
+        Lc = np.linalg.cholesky(C)
+        beta = np.linalg.solve(C, Xty)
+        rss = float(yty - beta @ Xty)  # r' V*^-1 r at the GLS beta
+        denom = self.n - self.p if reml else self.n
+        sigma2 = rss / denom
+        logdet_C = 2.0 * float(np.log(np.diag(Lc)).sum())
+        if reml:
+            m2ll = denom * (math.log(2 * math.pi * sigma2) + 1.0) + logdet_M + logdet_C
+        else:
+            m2ll = denom * (math.log(2 * math.pi * sigma2) + 1.0) + logdet_M
+        out = {
+            "beta": beta,
+            "sigma2": sigma2,
+            "loglik": -0.5 * m2ll,
+            "vcov": sigma2 * np.linalg.inv(C),
+        }
+        if blups:
+            u = [None] * len(self.Z)
+            csd = [None] * len(self.Z)
+            for lam, gidx, M, AtX, Aty in cache:
+                Atr = Aty - AtX @ beta
+                v = np.linalg.solve(M, Atr[..., None])[..., 0]
+                b = v @ lam.T
+                Minv = np.linalg.inv(M)
+                cv = sigma2 * np.einsum("ij,gjk,lk->gil", lam, Minv, lam)
+                sd = np.sqrt(np.clip(np.diagonal(cv, axis1=1, axis2=2), 0.0, None))
+                for k, g in enumerate(gidx):
+                    u[g] = b[k]
+                    csd[g] = sd[k]
+            out["u"] = u
+            out["cond_sd"] = csd
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting
+# --------------------------------------------------------------------------------------------
+
+
+def _warning_text(w: warnings.WarningMessage) -> str:
+    return f"{w.category.__name__}: {w.message}"
+
+
+def _relative_params(res) -> tuple[np.ndarray, np.ndarray]:
+    po = res.params_object
+    cov_re = np.asarray(po.cov_re, dtype=float) if res.k_re > 0 else np.zeros((0, 0))
+    vc = np.asarray(po.vcomp, dtype=float)
+    return cov_re, vc
+
+
+def fit(
+    spec: ModelSpec,
+    data: pd.DataFrame,
+    *,
+    optimizers: Sequence[Sequence[str]] = DEFAULT_OPTIMIZERS,
+    max_iter: int | None = None,
+) -> FitResult:
+    """Fit ``spec`` to ``data`` with statsmodels MixedLM and return a :class:`FitResult`.
+
+    Rows with a missing value in any column the model uses are dropped (``fit["n_dropped_missing"]``).
+    ``optimizers``: optimiser sequences, each passed as ``MixedLM.fit(method=[...])``; the attempt
+    with the best log-likelihood wins.  ``max_iter`` caps optimiser iterations (for testing).
+    """
+    design, n_dropped = _build_design(spec, data)
+    vcspec = None
+    if design.vc_names:
+        vcspec = VCSpec(
+            design.vc_names,
+            [
+                [[f"{name}[{i}]" for i in range(m.shape[1])] for m in mats]
+                for name, mats in zip(design.vc_names, design.vc_mats)
+            ],
+            design.vc_mats,
+        )
+    model = MixedLM(design.y, design.X, groups=design.outer_codes, exog_re=design.exog_re, exog_vc=vcspec)
+    prof = _Profiler(model, design)
+
+    fit_kwargs = {} if max_iter is None else {"maxiter": int(max_iter)}
+    attempts: list[dict] = []
+    results: list[Any] = []
+    evals: list[dict | None] = []
+    for methods in optimizers:
+        methods = [str(m) for m in methods]
+        label = "+".join(methods)
+        rec: dict[str, Any] = {"optimizer": label}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                res = model.fit(reml=spec.reml, method=methods, **fit_kwargs)
+            except Exception as exc:  # recorded; another attempt may succeed
+                res = None
+                rec["error"] = f"{type(exc).__name__}: {exc}"
+        wtexts = list(dict.fromkeys(_warning_text(w) for w in caught))
+        ev = None
+        if res is not None:
+            try:
+                ev = prof.evaluate(*_relative_params(res), reml=spec.reml)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+                rec["error"] = f"{type(exc).__name__}: {exc}"
+            rec["loglik"] = ev["loglik"] if ev else math.nan
+            rec["llf_statsmodels"] = float(res.llf)
+            rec["converged"] = bool(res.converged)
+            rec["retried"] = any("Retrying MixedLM optimization" in t for t in wtexts)
+        else:
+            rec.update(loglik=math.nan, llf_statsmodels=math.nan, converged=False, retried=False)
+        rec["warnings"] = wtexts
+        attempts.append(rec)
+        results.append(res)
+        evals.append(ev)
+
+    ok = [i for i, ev in enumerate(evals) if ev is not None and math.isfinite(ev["loglik"])]
+    if not ok:
+        raise RuntimeError(
+            f"model {spec.name!r}: every optimiser attempt failed: "
+            + "; ".join(f"{a['optimizer']}: {a.get('error', 'non-finite log-likelihood')}" for a in attempts)
+        )
+    best_ll = max(evals[i]["loglik"] for i in ok)
+    tied = [i for i in ok if evals[i]["loglik"] >= best_ll - TIE_TOL]
+    conv_tied = [i for i in tied if attempts[i]["converged"]]
+    win = (conv_tied or tied)[0]
+    res = results[win]
+    cov_re_rel, vc_rel = _relative_params(res)
+    ev = prof.evaluate(cov_re_rel, vc_rel, reml=spec.reml, blups=True)
+    sigma2 = ev["sigma2"]
+    cov_re = sigma2 * cov_re_rel
+    vcomp = sigma2 * vc_rel
+    beta = ev["beta"]
+    vcov = ev["vcov"]
+
+    # ---- fixed effects
+    se = np.sqrt(np.clip(np.diag(vcov), 0.0, None))
+    z = np.divide(beta, se, out=np.full_like(beta, np.nan), where=se > 0)
+    fe_sm = np.asarray(res.fe_params, dtype=float)
+    with warnings.catch_warnings(record=True) as caught_se:
+        warnings.simplefilter("always")
+        try:
+            se_sm = np.asarray(res.bse_fe, dtype=float)
+        except Exception:  # singular Hessian
+            se_sm = np.full_like(beta, np.nan)
+    se_sm_warnings = list(dict.fromkeys(_warning_text(w) for w in caught_se))
+    fixed = pd.DataFrame(
+        {
+            "term": design.fe_names,
+            "estimate": beta,
+            "se": se,
+            "se_statsmodels": se_sm,
+            "statistic": z,
+            "p": 2 * scipy.stats.norm.sf(np.abs(z)),
+            "ci_low": beta - Z_975 * se,
+            "ci_high": beta + Z_975 * se,
+            "estimate_statsmodels": fe_sm,
+        }
+    )
+    vcov_df = pd.DataFrame(vcov, index=design.fe_names, columns=design.fe_names)
+
+    # ---- variance components
+    vrows = []
+    boundary = False
+    thresh = BOUNDARY_REL_TOL * sigma2
+    k_re = len(design.re_names)
+    for i, nm in enumerate(design.re_names):
+        v = float(cov_re[i, i])
+        boundary |= v <= thresh
+        vrows.append((design.outer_name, nm, v, math.sqrt(max(v, 0.0)), math.nan))
+    for i in range(k_re):
+        for j in range(i + 1, k_re):
+            c = float(cov_re[i, j])
+            denom = math.sqrt(max(cov_re[i, i], 0.0) * max(cov_re[j, j], 0.0))
+            r = c / denom if denom > 0 else math.nan
+            if math.isfinite(r) and abs(r) >= 1.0 - CORR_BOUNDARY_TOL:
+                boundary = True
+            vrows.append(
+                (design.outer_name, f"{design.re_names[i]}:{design.re_names[j]}", c, math.nan, r)
+            )
+    for (grp, term), v in zip(design.vc_info, vcomp):
+        v = float(v)
+        boundary |= v <= thresh
+        vrows.append((grp, term, v, math.sqrt(max(v, 0.0)), math.nan))
+    vrows.append(("Residual", "Residual", sigma2, math.sqrt(sigma2), math.nan))
+    variance_components = pd.DataFrame(
+        vrows, columns=["group", "term", "variance", "sd", "correlation"]
+    )
+
+    # ---- BLUPs and fitted values
+    re_rows = []
+    fitted_cond = np.empty(len(design.y))
+    for g in range(model.n_groups):
+        u = ev["u"][g]
+        sd = ev["cond_sd"][g]
+        for i, nm in enumerate(design.re_names):
+            re_rows.append((design.outer_name, design.outer_labels[g], nm, u[i], sd[i]))
+        pos = k_re
+        for j, (grp, term) in enumerate(design.vc_info):
+            width = design.vc_mats[j][g].shape[1]
+            for c in range(width):
+                re_rows.append((grp, design.vc_levels[j][g][c], term, u[pos + c], sd[pos + c]))
+            pos += width
+        rows = model.row_indices[g]
+        fitted_cond[rows] = prof.X_li[g] @ beta + prof.Z[g] @ u
+    random_effects = pd.DataFrame(re_rows, columns=["group", "level", "term", "value", "cond_sd"])
+    random_effects = random_effects.sort_values(
+        ["group", "term", "level"], kind="stable", ignore_index=True
+    )
+    fitted = pd.DataFrame(
+        {
+            "row": design.row_index,
+            "fitted_marginal": design.X @ beta,
+            "fitted_conditional": fitted_cond,
+            "resid": design.y - fitted_cond,
+        }
+    )
+
+    # ---- flags
+    converged = bool(attempts[win]["converged"])
+    # among attempts that reported convergence: some stopped at a worse optimum
+    lls = [evals[i]["loglik"] for i in ok if attempts[i]["converged"]]
+    optimum_disagreement = len(lls) > 1 and (max(lls) - min(lls)) > OPTIMUM_DISAGREEMENT_TOL
+    refitted = win != 0 or bool(attempts[win]["retried"])
+    exact_zero = bool(np.any(fe_sm == 0.0) or np.any(beta == 0.0))
+    simplified = bool(design.simplification)
+    flag_values = {
+        "not_converged": not converged,
+        "boundary": bool(boundary),
+        "refitted": refitted,
+        "optimum_disagreement": optimum_disagreement,
+        "exact_zero_fixed": exact_zero,
+        "simplified": simplified,
+    }
+    flags = [k for k in FLAG_NAMES if flag_values[k]]
+
+    all_warnings = []
+    for a in attempts:
+        for t in a["warnings"]:
+            all_warnings.append(f"[{a['optimizer']}] {t}")
+    for t in se_sm_warnings:
+        all_warnings.append(f"[se_statsmodels] {t}")
+    notes = []
+    if exact_zero:
+        notes.append(
+            "statsmodels returned a fixed effect of exactly 0.0 (statsmodels issue #10239); "
+            "estimates reported are GLS at the fitted variance parameters"
+        )
+    n_cov = model.k_re2 + model.k_vc
+    k = design.X.shape[1] + n_cov + 1
+    n = len(design.y)
+    loglik = ev["loglik"]
+    fit_info = {
+        "model": spec.name,
+        "engine": "statsmodels",
+        "engine_version": statsmodels.__version__,
+        "method": "REML" if spec.reml else "ML",
+        "loglik": loglik,
+        "reml_criterion" if spec.reml else "deviance": -2.0 * loglik,
+        "aic": -2.0 * loglik + 2.0 * k,
+        "bic": -2.0 * loglik + math.log(n) * k,
+        "aic_definition": AIC_DEFINITION,
+        "n_params": k,
+        "n_obs": n,
+        "n_dropped_missing": n_dropped,
+        "n_groups": design.n_groups,
+        "residual_variance": sigma2,
+        "optimizer": attempts[win]["optimizer"],
+        "converged": converged,
+        "boundary": bool(boundary),
+        "refitted": refitted,
+        "optimum_disagreement": optimum_disagreement,
+        "exact_zero_fixed": exact_zero,
+        "simplified": simplified,
+        "simplification": "; ".join(design.simplification),
+        "attempts": attempts,
+        "warnings": all_warnings,
+        "notes": notes,
+        "df_method": DF_METHOD,
+        "se_method": SE_METHOD,
+        "llf_statsmodels": float(res.llf),
+        "max_abs_diff_estimate_vs_statsmodels": float(np.max(np.abs(beta - fe_sm))),
+        "formula_lme4": to_lme4_formula(spec),
+        "formula_lme4_fitted": to_lme4_formula(spec, fitted=True),
+        "formula_patsy": to_patsy_formula(spec),
+        "statsmodels_call": {
+            "groups": design.outer_name,
+            "re_formula": design.re_formula if design.re_formula is not None else "0",
+            "vc_formula": design.vc_formula,
+        },
+        "max_iter": max_iter,
+    }
+    if not converged:
+        warnings.warn(
+            f"model {spec.name!r}: the best optimiser attempt ({attempts[win]['optimizer']}) did not "
+            "converge; result returned with flag 'not_converged'",
+            FitWarning,
+            stacklevel=2,
+        )
+    return FitResult(
+        spec=spec,
+        fixed=fixed,
+        vcov=vcov_df,
+        variance_components=variance_components,
+        random_effects=random_effects,
+        fitted=fitted,
+        fit=fit_info,
+        flags=flags,
+        engine_result=res,
+    )

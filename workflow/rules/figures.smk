@@ -12,8 +12,10 @@ rule plot_within_between:
         svg=f"{RESULTS}/figures/within_between.svg",
     log:
         f"{LOGS}/plot_within_between.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
     params:
         seed=config["run"]["seed"],
-    threads: 1
     script:
         "../scripts/plot_within_between.py"

@@ -18,10 +18,12 @@ rule fit_model:
         fit=f"{RESULTS}/models/{{model}}/fit.json",
     log:
         f"{LOGS}/fit_model_{{model}}.log",
-    params:
-        spec=lambda wildcards: MODELS[wildcards.model],
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
     script:
         "../scripts/fit_model.py"

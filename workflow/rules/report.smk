@@ -12,10 +12,12 @@ rule render_report:
         html=REPORT_HTML,
     log:
         f"{LOGS}/render_report.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
     params:
         title=config["run"]["title"],
         config=config,
         models=[MODELS[name] for name in sorted(MODELS)],
-    threads: 1
     script:
         "../scripts/render_report.py"

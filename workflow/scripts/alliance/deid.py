@@ -86,6 +86,7 @@ WEB = "an IP address, URL or user name"
 ACCOUNT = "an account, licence, vehicle or device number"
 CONTACT = "a person's contact details"
 
+# fmt: off
 _PHRASES: list[tuple[tuple[str, ...], str]] = [
     # email
     (("email",), EMAIL), (("emails",), EMAIL), (("e", "mail"), EMAIL),
@@ -138,6 +139,7 @@ _PHRASES: list[tuple[tuple[str, ...], str]] = [
     (("free", "text"), FREE), (("freetext",), FREE), (("remarks",), FREE), (("narrative",), FREE),
     (("verbatim",), FREE), (("transcript",), FREE), (("open", "text"), FREE), (("specify",), FREE),
 ]
+# fmt: on
 _BY_FIRST: dict[str, list[tuple[tuple[str, ...], str]]] = {}
 for _phrase, _label in _PHRASES:
     _BY_FIRST.setdefault(_phrase[0], []).append((_phrase, _label))
@@ -217,13 +219,47 @@ _YEAR = r"(?:19|20)[0-9]{2}"
 _DATE = (
     r"(?i)(?:"
     # ISO 2024-03-05 (also 2024/03/05, 2024.03.05, with or without a time)
-    r"(?:^|[^0-9])" + _YEAR + r"[-/.]" + _MONTH + r"[-/.]" + _DAY + r"(?:[^0-9]|$)"
+    r"(?:^|[^0-9])"
+    + _YEAR
+    + r"[-/.]"
+    + _MONTH
+    + r"[-/.]"
+    + _DAY
+    + r"(?:[^0-9]|$)"
     # 05/03/2024, 5-3-2024, 05.03.2024 (day/month order is irrelevant here), 05/03/24
-    + r"|(?:^|[^0-9])" + _DAY + r"[-/.]" + _DAY + r"[-/.]" + _YEAR + r"(?:[^0-9]|$)"
-    + r"|(?:^|[^0-9/])" + _DAY + r"/" + _DAY + r"/[0-9]{2}(?:[^0-9/]|$)"
+    + r"|(?:^|[^0-9])"
+    + _DAY
+    + r"[-/.]"
+    + _DAY
+    + r"[-/.]"
+    + _YEAR
+    + r"(?:[^0-9]|$)"
+    + r"|(?:^|[^0-9/])"
+    + _DAY
+    + r"/"
+    + _DAY
+    + r"/[0-9]{2}(?:[^0-9/]|$)"
     # 5 March 2024, 5th Mar. 2024, March 5, 2024
-    + r"|" + _B + r"[0-9]{1,2}(?:st|nd|rd|th)?" + _SP + "+" + _MONTHS + r",?" + _SP + "+" + _YEAR + _E
-    + r"|" + _B + _MONTHS + _SP + r"+[0-9]{1,2}(?:st|nd|rd|th)?,?" + _SP + "+" + _YEAR + _E
+    + r"|"
+    + _B
+    + r"[0-9]{1,2}(?:st|nd|rd|th)?"
+    + _SP
+    + "+"
+    + _MONTHS
+    + r",?"
+    + _SP
+    + "+"
+    + _YEAR
+    + _E
+    + r"|"
+    + _B
+    + _MONTHS
+    + _SP
+    + r"+[0-9]{1,2}(?:st|nd|rd|th)?,?"
+    + _SP
+    + "+"
+    + _YEAR
+    + _E
     + r")"
 )
 _PHONE_PREFILTER = r"[0-9][0-9 \-.()/]{7,24}[0-9]"
@@ -236,7 +272,9 @@ _STREET = (
     r"|blvd|crescent|cres|terrace|grove|gardens|square|sq|mews|parade|walk|row|hill|highway"
     r"|hwy)" + _E
 )
-_UK_POSTCODE = r"(?i)(?:^|[^A-Za-z0-9])[A-Z]{1,2}[0-9][A-Z0-9]?" + _SP + r"*[0-9][A-Z]{2}(?:[^A-Za-z0-9]|$)"
+_UK_POSTCODE = (
+    r"(?i)(?:^|[^A-Za-z0-9])[A-Z]{1,2}[0-9][A-Z0-9]?" + _SP + r"*[0-9][A-Z]{2}(?:[^A-Za-z0-9]|$)"
+)
 _US_ZIP = r"^[ \t]*[0-9]{5}(?:-[0-9]{4})?[ \t]*$"
 
 _WORDS = r"[^ \t\r\n]+"
@@ -294,10 +332,12 @@ def _mask_phone(text: str) -> str:
 
 def _mask_date(text: str) -> str:
     m = re.search(_DATE, text)
-    found = _trim(m.group(0) if m else text)
+    found = re.sub(r"[^0-9]+$", "", _trim(m.group(0) if m else text))  # dates end in a digit
     found = re.sub(r"(?i)\b" + _MONTHS, lambda x: x.group(0)[0] + "***", found)
     # keep a 4-digit year (allowed under Safe Harbor), star every other digit
-    return re.sub(r"(?:19|20)\d{2}|\d", lambda x: x.group(0) if len(x.group(0)) == 4 else "*", found)
+    return re.sub(
+        r"(?:19|20)\d{2}|\d", lambda x: x.group(0) if len(x.group(0)) == 4 else "*", found
+    )
 
 
 def _mask_ip(text: str) -> str:
@@ -309,7 +349,7 @@ def _mask_ip(text: str) -> str:
 def _mask_street(text: str) -> str:
     m = re.search(_STREET, text)
     words = _trim(m.group(0) if m else text).split()
-    masked = [re.sub(r"\d", "*", w) if any(c.isdigit() for c in w) else w[:1] + "***" for w in words[:-1]]
+    masked = ["*" * len(w) if any(c.isdigit() for c in w) else w[:1] + "***" for w in words[:-1]]
     return " ".join(masked + words[-1:])
 
 
@@ -443,7 +483,7 @@ def _value_findings(
         phone.loc[maybe] = (
             _bool(n_digits.between(9, 15)) & sep & contains(r"[0-9]{3}", cand)
         ).to_numpy()
-    phone = (phone | contains(_UK_MOBILE)) & ~is_date & ~is_ip & ~is_email
+    phone = (phone | contains(_UK_MOBILE)) & ~is_date & ~is_ip & ~is_email & ~contains(_US_ZIP)
     if (phone & keep).any():
         report("phone", phone)
 
@@ -460,7 +500,10 @@ def _value_findings(
             report("zip", is_zip)
 
     n_words = uniq.str.count(_WORDS).fillna(0).to_numpy()
-    long = ((n_words >= FREE_TEXT_MIN_WORDS) | (uniq.str.len().fillna(0).to_numpy() >= FREE_TEXT_MIN_CHARS)) & keep
+    long = (
+        (n_words >= FREE_TEXT_MIN_WORDS)
+        | (uniq.str.len().fillna(0).to_numpy() >= FREE_TEXT_MIN_CHARS)
+    ) & keep
     if long.any():
         n_long = int(freq[long].sum())
         n_total = int(freq[keep].sum())
@@ -655,11 +698,7 @@ def topcode_age(
     else:
         out = series.mask(over, str(top))
     pos = int(over.to_numpy().argmax())
-    rows = (
-        np.asarray(source_rows)
-        if source_rows is not None
-        else np.arange(2, len(series) + 2)
-    )
+    rows = np.asarray(source_rows) if source_rows is not None else np.arange(2, len(series) + 2)
     n = int(over.sum())
     finding = Finding(
         None if file is None else str(file),

@@ -252,9 +252,7 @@ def _rebuild_input_errors(findings, heading) -> InputErrors:
 
 def raise_findings(findings: Sequence[Finding | InputError], *, heading: str | None = None) -> None:
     """Raise the stopping findings: nothing if none, InputError if one, else InputErrors."""
-    stopping = [
-        f for f in findings if isinstance(f, InputError) or f.is_stopping
-    ]
+    stopping = [f for f in findings if isinstance(f, InputError) or f.is_stopping]
     if not stopping:
         return
     if len(stopping) == 1:

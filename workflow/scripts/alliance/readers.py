@@ -53,9 +53,11 @@ __all__ = [
 SOURCE_ROW = "_source_row"
 
 #: Cell contents read as missing (compared after stripping surrounding spaces).
+# fmt: off
 DEFAULT_MISSING_CODES: tuple[str, ...] = (
     "", "NA", "N/A", "n/a", "na", "NaN", "nan", "NULL", "null", "None", "#N/A", ".",
 )
+# fmt: on
 
 FORMATS = ("csv", "tsv", "excel", "spss", "parquet")
 
@@ -272,7 +274,8 @@ def _read_delimited(
         if len(errors) == 1:
             raise errors[0]
         raise InputErrors(
-            errors, heading=f"{file}: {len(errors)} rows do not have {n_fields} fields like the header"
+            errors,
+            heading=f"{file}: {len(errors)} rows do not have {n_fields} fields like the header",
         )
 
     # Pass 2 (pandas C parser): the actual read, all strings, nothing made NA.
@@ -356,11 +359,15 @@ def _read_excel(
         )
     width = max(len(r) for r in rows)
     header = list(rows[header_idx]) + [None] * (width - len(rows[header_idx]))
-    body = rows[header_idx + 1 :]
-    body = [tuple(r) + (None,) * (width - len(r)) for r in body]
-    data = pd.DataFrame(body, columns=range(width), dtype=object).infer_objects()
-    # header_idx is 0-based sheet row -> header on sheet row header_idx + 1
-    source_rows = np.arange(header_idx + 2, header_idx + 2 + len(data), dtype="int64")
+    # Drop completely empty rows before types are inferred (so a blank row does
+    # not turn an integer column into floats); keep the sheet row numbers.
+    kept = [
+        (i + 1, tuple(r) + (None,) * (width - len(r)))
+        for i, r in enumerate(rows[header_idx + 1 :], start=header_idx + 1)
+        if not all(_blank(v) for v in r)
+    ]
+    data = pd.DataFrame([r for _, r in kept], columns=range(width), dtype=object).infer_objects()
+    source_rows = np.array([n for n, _ in kept], dtype="int64")
     return header, data, source_rows, sheet_name
 
 
@@ -416,8 +423,10 @@ def _blank_mask(s: pd.Series) -> pd.Series:
     """True where a cell is missing or only whitespace (vectorised)."""
     mask = s.isna()
     if _is_text(s):
-        stripped = s.str.strip() if pd.api.types.is_string_dtype(s.dtype) else s.map(
-            lambda v: v.strip() if isinstance(v, str) else v
+        stripped = (
+            s.str.strip()
+            if pd.api.types.is_string_dtype(s.dtype)
+            else s.map(lambda v: v.strip() if isinstance(v, str) else v)
         )
         mask = mask | stripped.eq("").fillna(False).astype(bool)
     return mask
@@ -425,7 +434,9 @@ def _blank_mask(s: pd.Series) -> pd.Series:
 
 def _name_columns(names: list[Any], data: pd.DataFrame, file: str) -> pd.DataFrame:
     """Strip header names, drop nameless empty columns, reject duplicates."""
-    clean = ["" if n is None or (isinstance(n, float) and np.isnan(n)) else str(n).strip() for n in names]
+    clean = [
+        "" if n is None or (isinstance(n, float) and np.isnan(n)) else str(n).strip() for n in names
+    ]
     keep = []
     final = []
     for pos, name in enumerate(clean):
@@ -492,10 +503,15 @@ def _apply_missing_codes(df: pd.DataFrame, missing_codes: Sequence[Any]) -> pd.D
             mask = s.map(lambda v: isinstance(v, str) and v.strip() in codes).astype(bool)
             if numeric_codes:
                 mask = mask | s.map(
-                    lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                    lambda v: isinstance(v, (int, float))
+                    and not isinstance(v, bool)
                     and v in numeric_codes
                 ).astype(bool)
-        elif numeric_codes and pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        elif (
+            numeric_codes
+            and pd.api.types.is_numeric_dtype(s.dtype)
+            and not pd.api.types.is_bool_dtype(s.dtype)
+        ):
             mask = s.isin(numeric_codes)
         else:
             out[name] = s
@@ -602,9 +618,7 @@ def read_table(
     if len(df) == 0:
         shown = ", ".join(data_cols[:10]) + (", ..." if len(data_cols) > 10 else "")
         subject = f"the sheet '{meta['sheet']}'" if fmt == "excel" else "the file"
-        kind = (
-            "a header row" if fmt in ("csv", "tsv", "excel") else "column definitions"
-        )
+        kind = "a header row" if fmt in ("csv", "tsv", "excel") else "column definitions"
         raise InputError(
             f"{subject} has {kind} ({len(data_cols)} column"
             f"{'s' if len(data_cols) != 1 else ''}: {shown}) but no data rows",

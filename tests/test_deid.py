@@ -202,8 +202,8 @@ def test_free_text_notes_column():
     assert f.message() == (
         f"{file}, row 2, column 'notes': value '<free text: 11 words, 62 characters>' is free "
         "text (4 of 5 values have 4 or more words or more than 40 characters) and may contain "
-        "names or other identifiers; remove the column, or check it by hand and list it in "
-        "allowed_columns."
+        "names or other identifiers; remove the column, or check it by hand and list it under "
+        "cleaning: deidentification: allowed_columns in the config."
     )
     assert "Mary" not in f.message()
 
@@ -232,7 +232,8 @@ def test_full_date_column_and_opt_in():
     assert findings[0].message() == (
         f"{file}, row 2, column 'visit_date': value '2024-**-**' looks like a full date (day, "
         "month and year: an identifier under HIPAA Safe Harbor); keep only the year, or opt the "
-        "column in to conversion to days since intake (date_columns_to_days)."
+        "column in to conversion to days since intake (cleaning: deidentification: "
+        "dates_to_days in the config)."
     )
     _, findings = _screen("visit_date.csv", date_columns_to_days=["visit_date"])
     assert findings == []

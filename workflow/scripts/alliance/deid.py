@@ -290,7 +290,7 @@ _REASONS = {
     "date": (
         "looks like a full date (day, month and year: an identifier under HIPAA Safe Harbor); "
         "keep only the year, or opt the column in to conversion to days since intake "
-        "(date_columns_to_days)"
+        "(cleaning: deidentification: dates_to_days in the config)"
     ),
     "postcode": (
         "looks like a full postcode (a geographic identifier); remove the column or reduce it "
@@ -516,8 +516,8 @@ def _value_findings(
                 long,
                 f"is free text ({n_long:,} of {n_total:,} values have {FREE_TEXT_MIN_WORDS} or more "
                 f"words or more than {FREE_TEXT_MIN_CHARS - 1} characters) and may contain names "
-                "or other identifiers; remove the column, or check it by hand and list it in "
-                "allowed_columns",
+                "or other identifiers; remove the column, or check it by hand and list it under "
+                "cleaning: deidentification: allowed_columns in the config",
             )
     return findings
 

@@ -468,9 +468,8 @@ def _build_design(spec: ModelSpec, data: pd.DataFrame) -> tuple[_Design, int]:
     fixed_cols = [p for t in spec.fixed for p in t.split(":")]
     slope_cols = [s for rt in spec.random for s in rt.slopes]
     group_cols = [outer_name] + [rt.group for rt in nested]
-    needed = list(
-        dict.fromkeys([spec.outcome] + fixed_cols + list(cats) + slope_cols + group_cols)
-    )
+    # a declared categorical column that no fixed term uses does not cost rows
+    needed = list(dict.fromkeys([spec.outcome] + fixed_cols + slope_cols + group_cols))
     df = data.loc[:, needed]
     keep = df.notna().all(axis=1).to_numpy()
     n_dropped = int((~keep).sum())
@@ -515,7 +514,8 @@ def _build_design(spec: ModelSpec, data: pd.DataFrame) -> tuple[_Design, int]:
     n_groups = {outer_name: n_outer}
     if n_outer < 2:
         raise ValueError(f"grouping factor {outer_name!r} has fewer than 2 levels")
-    rows_by_group = [np.flatnonzero(outer_codes == g) for g in range(n_outer)]
+    order = np.argsort(outer_codes, kind="stable")
+    rows_by_group = np.split(order, np.cumsum(np.bincount(outer_codes, minlength=n_outer))[:-1])
 
     re_names: list[str] = []
     exog_re = None

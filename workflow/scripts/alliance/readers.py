@@ -108,7 +108,7 @@ def column_letter(position: int) -> str:
 def infer_format(path: str | os.PathLike, format: str | None = None) -> str:
     """Canonical format name from ``format`` (if given) or the file extension."""
     file = str(path)
-    if format is not None:
+    if format:  # None or "" -> infer from the extension
         fmt = _ALIASES.get(str(format).strip().lower())
         if fmt is None:
             raise InputError(
@@ -129,7 +129,7 @@ def infer_format(path: str | os.PathLike, format: str | None = None) -> str:
 
 
 def _normalise_delimiter(delimiter: str | None, fmt: str, file: str) -> str:
-    if delimiter is None:
+    if delimiter is None or delimiter == "":
         return "\t" if fmt == "tsv" else ","
     d = str(delimiter)
     if d in ("\\t", "tab", "TAB"):
@@ -143,7 +143,8 @@ def _normalise_delimiter(delimiter: str | None, fmt: str, file: str) -> str:
     return d
 
 
-def _decode(raw: bytes, file: str, encoding: str) -> str:
+def _decode(raw: bytes, file: str, encoding: str | None) -> str:
+    encoding = encoding or "utf-8"
     try:
         info = codecs.lookup(encoding)
     except LookupError:

@@ -5,7 +5,11 @@ from snakemake.utils import min_version, validate
 min_version("9.27")
 
 
-configfile: "config/config.yaml"
+# The demo config, unless a lab's own is given (--configfile): a lab's config replaces it
+# whole rather than being merged into it (its measures or columns may differ in kind).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, schema="workflow/schemas/config.schema.yaml")

@@ -38,6 +38,6 @@ rule clean_data:
 
 
 rule clean_all:
-    """Run only the intake stage: check a new dataset before any model runs."""
+    """Run only the intake stage (`make clean-data`): check a new dataset before any model runs."""
     input:
-        rules.clean_data.output.analysis,
+        rules.clean_data.output,

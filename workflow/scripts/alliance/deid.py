@@ -464,6 +464,16 @@ def _value_findings(
     def contains(pattern: str, where: pd.Series = uniq) -> pd.Series:
         return _bool(where.str.contains(pattern, regex=True))
 
+    # A column of plain numbers (item scores, session numbers) can hold none of the
+    # patterns below except a UK mobile number written without spaces, or a ZIP code
+    # (only looked for in location columns): skip the other patterns (speed).
+    if (
+        not _is_location_column(column)
+        and (contains(_PLAIN_NUMBER) | ~keep).all()
+        and not (contains(_UK_MOBILE) & keep).any()
+    ):
+        return findings
+
     is_email = contains(_EMAIL)
     if (is_email & keep).any():
         report("email", is_email)

@@ -372,12 +372,14 @@ def _read_excel(
     return header, data, source_rows, sheet_name
 
 
-def _read_spss(path: Path, file: str) -> tuple[list[Any], pd.DataFrame, dict, dict]:
+def _read_spss(
+    path: Path, file: str, keep_codes: Sequence[str] = ()
+) -> tuple[list[Any], pd.DataFrame, dict, dict]:
     import pyreadstat  # local: only needed for SPSS input
 
     try:
         df, meta = pyreadstat.read_sav(
-            str(path), apply_value_formats=True, formats_as_category=False, user_missing=False
+            str(path), apply_value_formats=False, formats_as_category=False, user_missing=False
         )
     except Exception as exc:  # pyreadstat raises its own ReadstatError / PyreadstatError
         raise InputError(
@@ -385,11 +387,21 @@ def _read_spss(path: Path, file: str) -> tuple[list[Any], pd.DataFrame, dict, di
             "check that the file is a real .sav file and not damaged",
             file=file,
         ) from None
-    df = df.infer_objects()
     variable_labels = {
         str(k): v for k, v in (meta.column_names_to_labels or {}).items() if v is not None
     }
     value_labels = {str(k): dict(v) for k, v in (meta.variable_value_labels or {}).items()}
+    # Value labels replace the codes (1 -> "CBT"), as pyreadstat's apply_value_formats
+    # does (unlabelled codes stay numbers), except in the keep_codes columns: scores
+    # whose scale points carry labels (1 = "seldom" ... 5 = "always") keep their numbers.
+    keep = {str(c) for c in keep_codes}
+    for name, labels in value_labels.items():
+        if name in keep or name not in df.columns or not labels:
+            continue
+        codes = df[name]
+        labelled = codes.map(labels)
+        df[name] = labelled.where(labelled.notna(), codes.astype(object))
+    df = df.infer_objects()
     names = list(df.columns)
     df.columns = range(df.shape[1])
     return names, df, variable_labels, value_labels
@@ -532,6 +544,7 @@ def read_table(
     encoding: str = "utf-8",
     sheet: str | int | None = None,
     missing_codes: Sequence[Any] = DEFAULT_MISSING_CODES,
+    keep_codes: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, dict]:
     """Read one raw data file.
 
@@ -548,6 +561,9 @@ def read_table(
     missing_codes : cell contents (compared after stripping spaces) that
         become missing. For Excel/SPSS/Parquet numeric columns, codes that are
         numbers (e.g. ``"-99"``) are applied too. ``()`` turns this off.
+    keep_codes : SPSS columns whose value labels are *not* applied, so that
+        labelled scale points of scores (1 = "seldom") stay numbers; every
+        other labelled SPSS column gets its labels (1 -> "CBT").
 
     Returns
     -------
@@ -595,7 +611,7 @@ def read_table(
         names, data, source_rows, sheet_name = _read_excel(raw, file, sheet)
         meta["sheet"] = sheet_name
     elif fmt == "spss":
-        names, data, variable_labels, value_labels = _read_spss(path, file)
+        names, data, variable_labels, value_labels = _read_spss(path, file, keep_codes)
         source_rows = np.arange(2, len(data) + 2, dtype="int64")
         meta["variable_labels"] = variable_labels
         meta["value_labels"] = value_labels

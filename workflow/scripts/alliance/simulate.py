@@ -382,6 +382,146 @@ def write_trial(
     }
 
 
+# --------------------------------------------------------------------------- second demo: another lab's export
+
+LAB2_SEED = 20261126
+#: The second demo's design: the same data-generating model, a smaller trial, its own faults.
+LAB2_DESIGN = TrialDesign(n_therapists=45, patients_per_therapist=8, add_mess=False)
+LAB2_THERAPY = {"CBT": "Cognitive Behavioural Therapy", "PDT": "psychodynamic", "IPT": "Interpersonal Therapy"}
+LAB2_DIAGNOSIS = {"depression": "MDD", "anxiety": "GAD"}
+LAB2_CENTRE = {"S1": "Malmö", "S2": "Zürich", "S3": "Århus", "S4": "Liège"}
+LAB2_SEX = {"female": "F", "male": "M"}
+LAB2_MISSING = "-9"
+
+
+def _supplied_total(items: pd.DataFrame, max_missing: int) -> pd.Series:
+    """A lab's own total: the item sum, prorated (n x mean of answered items, one decimal)
+    when at most ``max_missing`` items are missing, else the missing code."""
+    values = items.replace("", np.nan).astype(float)
+    answered = values.notna().sum(axis=1)
+    total = (values.mean(axis=1) * items.shape[1]).round(1)
+    text = total.map(lambda v: f"{v:.1f}".removesuffix(".0"))
+    return text.where(items.shape[1] - answered <= max_missing, LAB2_MISSING)
+
+
+def lab2_tables(
+    design: TrialDesign = LAB2_DESIGN, seed: int = LAB2_SEED
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The simulated trial as another lab would export it: (sessions, clients, truth).
+
+    Other column names (``ClientID``, ``TherapistCode``, ``SessionNo``, ``Treatment``,
+    ``Diagnosis``, ``Centre``), other labels ("Cognitive Behavioural Therapy",
+    "MDD" ...), totals instead of items (``WAI_total`` 12-60 = 12 x the WAI-SR mean,
+    ``PHQ9_total``, ``GAD7_total``; prorated like the registry's rule, ``-9`` when
+    too many items are missing), session dates (dd.mm.yyyy) instead of day counts,
+    exact ages (some over 89) and a planned number of sessions instead of an end
+    reason. Faults of its own are listed in ``truth["mess"]``.
+    """
+    sessions, patients, truth = simulate_trial(design, seed)
+    rng = np.random.default_rng(seed + 1)  # a separate stream: the trial itself is as simulated
+
+    n_patients = len(patients)
+    intake = pd.Timestamp("2024-01-08") + pd.to_timedelta(rng.integers(0, 365, n_patients), unit="D")
+    intake = pd.Series(intake, index=patients["patient"])
+    session_number = sessions["session"].astype(int)
+    jitter = rng.integers(-1, 2, len(sessions)) * (session_number > 1)
+    dates = intake.reindex(sessions["patient"]).to_numpy() + pd.to_timedelta(
+        7 * (session_number - 1) + jitter, unit="D"
+    ).to_numpy()
+
+    client_id = {p: f"K-{int(p[1:]):04d}" for p in patients["patient"]}
+    export = pd.DataFrame(
+        {
+            "ClientID": sessions["patient"].map(client_id),
+            "TherapistCode": "TH" + sessions["therapist"].str[1:],
+            "Centre": sessions["site"].map(LAB2_CENTRE),
+            "SessionNo": sessions["session"],
+            "SessionDate": pd.Series(dates).dt.strftime("%d.%m.%Y").to_numpy(),
+            "Treatment": sessions["therapy"].map(LAB2_THERAPY),
+            "Diagnosis": sessions["condition"].map(LAB2_DIAGNOSIS),
+            "WAI_total": _supplied_total(sessions[WAI_ITEMS], 2),
+            "PHQ9_total": _supplied_total(sessions[PHQ9_ITEMS], 1),
+            "GAD7_total": _supplied_total(sessions[GAD7_ITEMS], 1),
+        }
+    )
+
+    low = {"18-25": 18, "26-35": 26, "36-45": 36, "46-55": 46, "56-65": 56, "66+": 66}
+    high = {"18-25": 25, "26-35": 35, "36-45": 45, "46-55": 55, "56-65": 65, "66+": 95}
+    lows = patients["age_band"].map(low).to_numpy()
+    highs = patients["age_band"].map(high).to_numpy()
+    clients = pd.DataFrame(
+        {
+            "ClientID": patients["patient"].map(client_id),
+            "Age": (lows + np.floor(rng.random(n_patients) * (highs - lows + 1))).astype(int),
+            "Gender": patients["sex"].map(LAB2_SEX),
+            "Expectancy": patients["expectancy"],
+            "PlannedSessions": patients["planned_sessions"],
+        }
+    )
+
+    picks = rng.choice(len(export), 5, replace=False)
+    mess = []
+
+    def put(row: int, column: str, value: str, fault: str) -> None:
+        export.iloc[row, export.columns.get_loc(column)] = value
+        mess.append(
+            {"client": export.iloc[row]["ClientID"], "session": export.iloc[row]["SessionNo"],
+             "column": column, "value": value, "fault": fault}
+        )
+
+    put(picks[0], "PHQ9_total", "31", "out-of-range total (PHQ-9 totals are 0-27)")
+    put(picks[1], "WAI_total", "72", "out-of-range total (WAI-SR totals are 12-60)")
+    put(picks[2], "GAD7_total", "k.A.", "text in a numeric column ('keine Angabe')")
+    follow_up = export.iloc[[picks[3]]].copy()
+    follow_up.loc[:, "SessionNo"] = "FU"
+    mess.append({"client": follow_up.iloc[0]["ClientID"], "session": "FU", "column": "SessionNo",
+                 "value": "FU", "fault": "follow-up assessment exported with a text session code"})
+    duplicate = export.iloc[[picks[4]]]
+    mess.append({"client": duplicate.iloc[0]["ClientID"], "session": duplicate.iloc[0]["SessionNo"],
+                 "column": None, "value": None, "fault": "exact duplicate row"})
+    export = pd.concat(
+        [export.iloc[: picks[4] + 1], duplicate, export.iloc[picks[4] + 1 :], follow_up], ignore_index=True
+    )
+
+    truth = {
+        **truth,
+        "lab_format": {
+            "sessions": "therapy_sessions.csv: semicolon-separated, latin-1, dates dd.mm.yyyy",
+            "clients": "clients.csv: semicolon-separated, latin-1",
+            "scales": (
+                "WAI_total is the WAI-SR total (12-60) = 12 x the WAI-SR mean score of the truth; "
+                "PHQ9_total and GAD7_total are totals, so the POMP outcome is 100 x total / maximum"
+            ),
+            "dropout": "planned 16 sessions; a client whose last session is before 16 dropped out",
+        },
+        "sample": {**truth["sample"], "clients_over_89": int((clients["Age"] > 89).sum())},
+        "mess": mess,
+    }
+    return export, clients, truth
+
+
+def write_lab2_trial(outdir: Path | str, seed: int = LAB2_SEED, design: TrialDesign = LAB2_DESIGN) -> dict[str, str]:
+    """Write the second demo (:func:`lab2_tables`): ``therapy_sessions.csv``, ``clients.csv``
+    (semicolon-separated, latin-1) and ``TRUTH.yaml``. Returns the SHA-256 of each file."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    sessions, clients, truth = lab2_tables(design, seed)
+    for frame, name in ((sessions, "therapy_sessions.csv"), (clients, "clients.csv")):
+        frame.to_csv(outdir / name, index=False, sep=";", encoding="latin-1", lineterminator="\n")
+    header = (
+        "# Known truth of the second simulated demo trial, exported in another lab's format\n"
+        "# (alliance.simulate.write_lab2_trial). Regenerate:\n"
+        "#   python -m alliance.simulate --lab2 --out data/raw/demo_lab2\n"
+    )
+    (outdir / "TRUTH.yaml").write_text(
+        header + yaml.safe_dump(truth, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+    return {
+        name: hashlib.sha256((outdir / name).read_bytes()).hexdigest()
+        for name in ("therapy_sessions.csv", "clients.csv", "TRUTH.yaml")
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="data/raw/demo")
@@ -390,7 +530,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--patients-per-therapist", type=int, default=TrialDesign.patients_per_therapist
     )
+    parser.add_argument(
+        "--lab2", action="store_true",
+        help="write the second demo (another lab's format, seed %d) instead" % LAB2_SEED,
+    )
     args = parser.parse_args(argv)
+    if args.lab2:
+        seed = LAB2_SEED if args.seed == DEMO_SEED else args.seed
+        for name, digest in write_lab2_trial(args.out, seed).items():
+            print(f"{digest}  {Path(args.out) / name}")
+        return
     design = TrialDesign(
         n_therapists=args.therapists,
         patients_per_therapist=args.patients_per_therapist,

@@ -28,3 +28,4 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         REPORT_HTML,
+        REPORT_PDF if PDF_BROWSER else [],

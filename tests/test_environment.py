@@ -28,8 +28,13 @@ def _conda() -> dict[str, str]:
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     out = {}
     for dep in env["dependencies"]:
-        name, version = dep.split("=", 1)
-        out[_norm(name)] = version
+        if isinstance(dep, dict):  # the pip: subsection, pinned with ==
+            for pip_dep in dep["pip"]:
+                name, version = pip_dep.split("==")
+                out[_norm(name)] = version
+        elif dep != "pip":
+            name, version = dep.split("=", 1)
+            out[_norm(name)] = version
     return out
 
 

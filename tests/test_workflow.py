@@ -129,3 +129,18 @@ def test_lint_and_dry_run(tmp_path):
         [str(snakefmt), "--check", "Snakefile", "workflow/rules"], cwd=ROOT, capture_output=True, text=True
     )
     assert formatted.returncode == 0, formatted.stderr[-2000:]
+
+
+def test_without_a_browser_the_html_report_is_still_made(tmp_path):
+    """`make run` must work on a machine with only Python: no Chromium, no PDF, HTML still."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "ALLIANCE_CHROMIUM"}
+    env["PATH"] = str(SNAKEMAKE.parent) + ":/nonexistent"
+    dry = subprocess.run(
+        [str(SNAKEMAKE), "-n", "--forceall", "--cores", "1"], cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    out = dry.stdout + dry.stderr
+    assert "reports/report.pdf is skipped" in out
+    assert "render_report_pdf" not in out and "render_report" in out

@@ -76,7 +76,11 @@ models <- list(
        formula = "y ~ 1 + (1 | therapist) + (1 | therapist:patient)"),
   # true therapist variance 0: lme4 estimates it as exactly 0 (isSingular TRUE)
   list(name = "boundary", data = "boundary.csv", df = bound, reml = TRUE,
-       formula = "y ~ x_cwc + x_tm_c + (1 | therapist) + (1 | therapist:patient)")
+       formula = "y ~ x_cwc + x_tm_c + (1 | therapist) + (1 | therapist:patient)"),
+  # appended for tests/test_engines.py: the correlated three-level form (therapist intercept,
+  # correlated patient intercept and slope nested in therapist) that statsmodels cannot fit
+  list(name = "three_level_corr", data = "three_level.csv", df = three, reml = TRUE,
+       formula = "y ~ x_cwc + x_pm_c + session_c + (1 | therapist) + (1 + x_cwc | therapist:patient)")
 )
 
 na_null <- function(x) if (is.na(x)) NULL else x

@@ -1,23 +1,104 @@
-rule render_report:
-    """The narrative HTML report: data summary, model tables, figures, provenance."""
+# The narrative report: tables computed from the run's files, then one self-contained HTML
+# file, and the same document as PDF printed by headless Chromium (ALLIANCE_CHROMIUM may name
+# the executable). Without a browser the HTML is still made and `rule all` skips the PDF,
+# saying how to install one, so `make run` works on a machine with only Python.
+
+REPORT_PDF = "reports/report.pdf"
+REPORT_TABLES = f"{RESULTS}/report"
+# the template is an input, so that editing it renders the report again
+REPORT_TEMPLATE = str(Path(workflow.basedir) / "workflow" / "report" / "report.html.j2")
+
+
+rule report_tables:
+    """Table 1 of the sample and the alliance coefficients of every model, as CSV."""
     input:
-        summary=rules.clean_data.output.summary,
-        flow=rules.clean_data.output.flow,
-        validation=rules.clean_data.output.validation,
+        patients=rules.clean_data.output.patients,
         fixed=model_results("fixed_effects.csv"),
-        variance=model_results("variance_components.csv"),
         fits=model_results("fit.json"),
-        figure=rules.plot_within_between.output.png,
+    output:
+        table1=report(
+            f"{REPORT_TABLES}/table1.csv",
+            caption="../report/table1.rst",
+            category="Report tables",
+        ),
+        comparison=report(
+            f"{REPORT_TABLES}/model_comparison.csv",
+            caption="../report/model_comparison.rst",
+            category="Report tables",
+        ),
+    log:
+        f"{LOGS}/report_tables.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    params:
+        models=sorted(MODELS),
+    script:
+        "../scripts/render_tables.py"
+
+
+# what the report always reads (report_inputs in common.smk adds the optional files)
+REPORT_INPUTS = {
+    "template": REPORT_TEMPLATE,
+    "summary": rules.clean_data.output.summary,
+    "flow": rules.clean_data.output.flow,
+    "validation": rules.clean_data.output.validation,
+    "dictionary": rules.clean_data.output.dictionary,
+    "analysis": rules.clean_data.output.analysis,
+    "patients": rules.clean_data.output.patients,
+    "table1": rules.report_tables.output.table1,
+    "comparison": rules.report_tables.output.comparison,
+    "fixed": model_results("fixed_effects.csv"),
+    "variance": model_results("variance_components.csv"),
+    "fits": model_results("fit.json"),
+    "fig_flow_diagram": rules.plot_flow_diagram.output.png,
+    "fig_missing_data": rules.plot_missing_data.output.png,
+    "fig_trajectories_symptoms": rules.plot_trajectories_symptoms.output.png,
+    "fig_trajectories_alliance": rules.plot_trajectories_alliance.output.png,
+    "fig_within_between": rules.plot_within_between.output.png,
+}
+
+
+rule render_report:
+    """The narrative report as one self-contained HTML file and the same as PDF."""
+    input:
+        unpack(report_inputs),
     output:
         html=REPORT_HTML,
+        checklist=report(
+            f"{REPORT_TABLES}/reviewer_checklist.csv",
+            caption="../report/reviewer_checklist.rst",
+            category="Report tables",
+        ),
     log:
         f"{LOGS}/render_report.log",
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        mem_mb=2000,
     params:
         title=config["run"]["title"],
         config=config,
-        models=[MODELS[name] for name in sorted(MODELS)],
+        primary_model=PRIMARY_MODEL,
+        model_order=list(MODELS),
+        instruments=config.get("instruments", {}),
     script:
         "../scripts/render_report.py"
+
+
+rule render_report_pdf:
+    """The HTML report printed to PDF by headless Chromium: the same document a reader sees."""
+    input:
+        html=REPORT_HTML,
+    output:
+        pdf=report(REPORT_PDF, caption="../report/report_pdf.rst", category="Report"),
+    log:
+        f"{LOGS}/render_report_pdf.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    params:
+        browser=PDF_BROWSER,
+    script:
+        "../scripts/render_report_pdf.py"

@@ -1,4 +1,4 @@
-"""Snakemake step (rule render_report): the narrative HTML report."""
+"""Snakemake step (rule render_report): the narrative report as one self-contained HTML file."""
 
 import json
 import sys
@@ -9,19 +9,44 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from alliance.report import render_report  # noqa: E402
+from alliance.instruments import load_registry  # noqa: E402
+from alliance.outputs import write_csv  # noqa: E402
+from alliance.report import (  # noqa: E402
+    BrowserNotFound,
+    browser_version,
+    find_browser,
+    render_html,
+    report_context,
+)
 
-inp = snakemake.input  # noqa: F821
-html = render_report(
-    title=snakemake.params.title,  # noqa: F821
+inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+try:  # the PDF is printed by rule render_report_pdf; here only its tool is named
+    pdf_tool = browser_version(find_browser())
+except BrowserNotFound:
+    pdf_tool = ""
+
+figures = {key.removeprefix("fig_"): path for key, path in inp.items() if key.startswith("fig_")}
+context = report_context(
+    title=params.title,
     summary=json.loads(Path(inp.summary).read_text()),
     flow=pd.read_csv(inp.flow),
     findings=pd.read_csv(inp.validation, keep_default_na=False),
-    models=snakemake.params.models,  # noqa: F821
+    fits=[json.loads(Path(p).read_text()) for p in inp.fits],
     fixed=[pd.read_csv(p) for p in inp.fixed],
     variance=[pd.read_csv(p) for p in inp.variance],
-    fits=[json.loads(Path(p).read_text()) for p in inp.fits],
-    figures={"within_between": inp.figure},
-    config=snakemake.params.config,  # noqa: F821
+    analysis=pd.read_parquet(inp.analysis),
+    table1=pd.read_csv(inp.table1),
+    comparison=pd.read_csv(inp.comparison),
+    dictionary=pd.read_csv(inp.dictionary, keep_default_na=False),
+    figures=figures,
+    config=params.config,
+    registry=load_registry(params.instruments or None),
+    effects=pd.read_csv(inp.effects) if "effects" in inp.keys() else None,
+    effect_sizes=pd.read_csv(inp.effect_sizes) if "effect_sizes" in inp.keys() else None,
+    patients=pd.read_parquet(inp.patients),
+    model_order=params.model_order,
+    primary_model=params.primary_model,
+    pdf_tool=pdf_tool,
 )
-Path(snakemake.output.html).write_text(html, encoding="utf-8")  # noqa: F821
+write_csv(context["checklist_frame"], out.checklist)
+Path(out.html).write_text(render_html(context), encoding="utf-8")

@@ -1,6 +1,10 @@
 """Mixed-model engine: structured model specs -> statsmodels MixedLM -> tidy, lme4-comparable results.
 
-One entry point, :func:`fit` (``fit(spec, data) -> FitResult``).  Models are described by
+One entry point, :func:`fit` (``fit(spec, data) -> FitResult``).  ``fit(..., engine=...)`` chooses
+the engine (``"statsmodels"``, the default and reference Python engine, described below;
+``"mixedlm"``: :mod:`alliance.engine_mixedlm`; ``"lme4"``: :mod:`alliance.engine_lme4`, R through a
+subprocess) and ``fit(..., cross_check=<engine>)`` refits with a second engine and flags
+``cross_check_disagreement`` (docs/engines.md).  Models are described by
 :class:`ModelSpec` / :class:`RandomTerm` (never by user-supplied formula strings); the engine
 validates every name, builds the fixed-effects design with patsy from a formula it writes
 itself, builds the random-effects design directly, and fits it with statsmodels' ``MixedLM``.
@@ -15,10 +19,12 @@ Numerical safeguards (docs: methods.md section 7):
   (statsmodels' Hessian SEs are inflated there; kept as ``se_statsmodels``) and avoids
   statsmodels issue #10239 (fixed effects returned as exactly 0.0 when a variance < 1e-10);
 * flags: ``not_converged``, ``boundary``, ``refitted``, ``optimum_disagreement``,
-  ``exact_zero_fixed``, ``simplified``.
+  ``exact_zero_fixed``, ``simplified`` (and ``cross_check_disagreement`` with ``cross_check``).
 
-Inference is Wald z (asymptotic normal); no Satterthwaite / Kenward-Roger df.  With few
-therapists a z test overstates significance for therapist-level effects.
+Inference with the statsmodels engine is Wald z (asymptotic normal); no Satterthwaite /
+Kenward-Roger df.  With few therapists a z test overstates significance for therapist-level
+effects; the mixedlm and lme4 engines report Satterthwaite df (column ``df`` of ``fixed``; t-based
+``p`` and CI).  ``FitResult.contrast`` and ``wald_test`` are Wald z / chi-square for every engine.
 """
 
 from __future__ import annotations
@@ -88,7 +94,11 @@ FLAG_NAMES = (
     "optimum_disagreement",
     "exact_zero_fixed",
     "simplified",
+    "cross_check_disagreement",
 )
+#: ``fit(..., cross_check=...)``: a fixed effect differing from the second engine's by more than
+#: this (relative) raises ``cross_check_disagreement``
+CROSS_CHECK_RTOL = 1e-4
 
 
 class FitWarning(UserWarning):
@@ -349,6 +359,8 @@ class FitResult:
         fitted_conditional (X b + Z u), resid (y - fitted_conditional); only rows used in the fit
     fit : dict of fit information (log-likelihood, AIC/BIC, flags, attempts, warnings, ...)
     flags : short names of raised flags, a subset of FLAG_NAMES in that order
+    engine_result : the engine's own result object (statsmodels MixedLMResults, mixedlm
+        LmerResult, or lme4's output as a dict)
     """
 
     spec: ModelSpec
@@ -360,6 +372,8 @@ class FitResult:
     fit: dict
     flags: list[str]
     engine_result: Any = field(default=None, repr=False, compare=False)
+    #: wall seconds of the fitting phases (external engines; for bench/, never written to tables)
+    timings: dict = field(default_factory=dict, repr=False, compare=False)
 
     def fixed_effect(self, term: str) -> float:
         """Estimate of one fixed effect, e.g. ``"wai_cwc"``, ``"Intercept"``, ``"therapy[T.PDT]"``."""
@@ -456,7 +470,23 @@ def _labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), [str(u) for u in uniques]
 
 
-def _build_design(spec: ModelSpec, data: pd.DataFrame) -> tuple[_Design, int]:
+@dataclass
+class _ModelFrame:
+    """The engine-independent part of a design: complete rows, response, fixed-effects matrix."""
+
+    df: pd.DataFrame  # complete rows of the columns the model uses (index = input labels)
+    y: np.ndarray
+    X: np.ndarray
+    fe_names: list[str]
+    n_dropped: int
+    outer_name: str
+    outer: list[RandomTerm]  # the outer term (0 or 1)
+    nested: list[RandomTerm]  # terms nested in the outer group
+
+
+def _model_frame(spec: ModelSpec, data: pd.DataFrame) -> _ModelFrame:
+    """Validate ``spec`` against ``data``, drop incomplete rows and build y and X (patsy,
+    treatment coding with the declared reference levels); shared by every engine."""
     if not isinstance(data, pd.DataFrame):
         raise TypeError("data must be a pandas DataFrame")
     columns = [str(c) for c in data.columns]
@@ -508,6 +538,13 @@ def _build_design(spec: ModelSpec, data: pd.DataFrame) -> tuple[_Design, int]:
         fe_names = [n.replace(_patsy_factor(c, cats), c) for n in fe_names]
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise ValueError(f"fixed-effects design is rank deficient: {fe_names}")
+    return _ModelFrame(df, y, X, fe_names, n_dropped, outer_name, outer, nested)
+
+
+def _build_design(spec: ModelSpec, data: pd.DataFrame) -> tuple[_Design, int]:
+    mf = _model_frame(spec, data)
+    df, y, X, fe_names, n_dropped = mf.df, mf.y, mf.X, mf.fe_names, mf.n_dropped
+    outer_name, outer, nested = mf.outer_name, mf.outer, mf.nested
 
     outer_codes, outer_labels = _labels(df[outer_name])
     n_outer = len(outer_labels)
@@ -730,7 +767,7 @@ def _relative_params(res) -> tuple[np.ndarray, np.ndarray]:
     return cov_re, vc
 
 
-def fit(
+def _fit_statsmodels(
     spec: ModelSpec,
     data: pd.DataFrame,
     *,
@@ -908,7 +945,7 @@ def fit(
         "exact_zero_fixed": exact_zero,
         "simplified": simplified,
     }
-    flags = [k for k in FLAG_NAMES if flag_values[k]]
+    flags = [k for k in FLAG_NAMES if flag_values.get(k)]
 
     all_warnings = []
     for a in attempts:
@@ -971,7 +1008,7 @@ def fit(
             f"model {spec.name!r}: the best optimiser attempt ({attempts[win]['optimizer']}) did not "
             "converge; result returned with flag 'not_converged'",
             FitWarning,
-            stacklevel=2,
+            stacklevel=4,
         )
     return FitResult(
         spec=spec,
@@ -984,3 +1021,148 @@ def fit(
         flags=flags,
         engine_result=res,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Engine registry and the public entry point
+# --------------------------------------------------------------------------------------------
+
+#: engine name -> module that provides it.  The module is imported on first use and must
+#: define ``fit_engine(spec, data, **options) -> FitResult`` (and ``engine_version() -> str``).
+#: ``"statsmodels"`` is built in (this module).
+ENGINE_MODULES: dict[str, str | None] = {
+    "statsmodels": None,
+    "mixedlm": "alliance.engine_mixedlm",
+    "lme4": "alliance.engine_lme4",
+}
+DEFAULT_ENGINE = "statsmodels"
+
+
+def available_engines() -> tuple[str, ...]:
+    """Names accepted by ``fit(..., engine=...)`` (whether or not their package is installed)."""
+    return tuple(ENGINE_MODULES)
+
+
+def _engine_function(engine: str):
+    if not isinstance(engine, str) or engine not in ENGINE_MODULES:
+        raise ValueError(
+            f"unknown engine {engine!r}; known engines: {', '.join(ENGINE_MODULES)}"
+        )
+    module = ENGINE_MODULES[engine]
+    if module is None:
+        return _fit_statsmodels
+    import importlib
+
+    return importlib.import_module(module).fit_engine
+
+
+def fit(
+    spec: ModelSpec,
+    data: pd.DataFrame,
+    *,
+    engine: str | None = DEFAULT_ENGINE,
+    cross_check: str | bool | None = None,
+    optimizers: Sequence[Sequence[str]] = DEFAULT_OPTIMIZERS,
+    max_iter: int | None = None,
+) -> FitResult:
+    """Fit ``spec`` to ``data`` with the chosen ``engine`` and return a :class:`FitResult`.
+
+    ``engine``: one of :func:`available_engines` -- ``"statsmodels"`` (the default and the
+    reference Python engine), ``"mixedlm"`` (PyPI package mixedlm) or ``"lme4"`` (R's lme4 and
+    lmerTest through ``Rscript``); ``None`` means the default.  Recorded in ``fit["engine"]`` and
+    ``fit["engine_version"]``; docs/engines.md compares them.
+
+    ``cross_check``: ``None``/``False`` (default) or the name of a second engine.  The model is then
+    refitted with that engine on the same rows; ``fit["cross_check"]`` records the second engine,
+    its flags and log-likelihood, and the largest relative differences of the fixed effects and
+    variance components, ``fit["cross_check_max_rel_diff"]`` the largest fixed-effect one, and the
+    flag ``cross_check_disagreement`` is raised when a fixed effect differs by more than
+    ``CROSS_CHECK_RTOL`` (1e-4) relative.
+
+    Rows with a missing value in any column the model uses are dropped (``fit["n_dropped_missing"]``).
+    ``optimizers`` applies to the statsmodels engine (optimiser sequences, each passed as
+    ``MixedLM.fit(method=[...])``; the attempt with the best log-likelihood wins); ``max_iter`` caps
+    optimiser iterations (for testing) in every engine.
+    """
+    engine = DEFAULT_ENGINE if engine is None else engine
+    fn = _engine_function(engine)
+    second = None
+    if cross_check is not None and cross_check is not False:
+        if cross_check is True or not isinstance(cross_check, str):
+            raise ValueError(
+                f"cross_check must be false or an engine name ({', '.join(ENGINE_MODULES)}), got {cross_check!r}"
+            )
+        second = _engine_function(cross_check)  # unknown name -> ValueError before any fitting
+        if cross_check == engine:
+            raise ValueError(f"cross_check engine {cross_check!r} is the engine itself; name another engine")
+    result = _run_engine(fn, spec, data, optimizers, max_iter)
+    if second is not None:
+        other = _run_engine(second, spec, data, optimizers, max_iter)
+        _record_cross_check(result, other)
+    return result
+
+
+def _run_engine(fn, spec, data, optimizers, max_iter) -> FitResult:
+    if fn is _fit_statsmodels:
+        return _fit_statsmodels(spec, data, optimizers=optimizers, max_iter=max_iter)
+    return fn(spec, data, max_iter=max_iter)
+
+
+def _rel_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| / max(|a|, |b|), 0 where both are 0."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    den = np.maximum(np.abs(a), np.abs(b))
+    return np.divide(np.abs(a - b), den, out=np.zeros_like(den), where=den > 0)
+
+
+def _record_cross_check(result: FitResult, other: FitResult) -> None:
+    """Compare ``result`` with the same model fitted by another engine (in place)."""
+    fa = result.fixed.set_index("term")["estimate"]
+    fb = other.fixed.set_index("term")["estimate"]
+    if list(fa.index) != list(fb.index):
+        raise RuntimeError(f"cross-check: fixed-effect terms differ: {list(fa.index)} vs {list(fb.index)}")
+    rel = _rel_diff(fa.to_numpy(), fb.to_numpy())
+    key = ["group", "term"]
+    va = result.variance_components.set_index(key)["variance"]
+    vb = other.variance_components.set_index(key)["variance"]
+    common = [k for k in va.index if k in vb.index]
+    # variances: relative to the larger of the two, with the residual variance as the floor
+    # (a variance both engines put at ~0 is agreement)
+    floor = BOUNDARY_REL_TOL * float(result.fit["residual_variance"])
+    vrel = {}
+    for k in common:
+        x, y = float(va[k]), float(vb[k])
+        den = max(abs(x), abs(y), floor)
+        vrel[f"{k[0]}|{k[1]}"] = abs(x - y) / den
+    max_rel = float(rel.max()) if len(rel) else 0.0
+    disagree = max_rel > CROSS_CHECK_RTOL
+    result.fit["cross_check"] = {
+        "engine": other.fit["engine"],
+        "engine_version": other.fit["engine_version"],
+        "tolerance_fixed_rel": CROSS_CHECK_RTOL,
+        "max_rel_diff_fixed": max_rel,
+        "rel_diff_fixed": dict(zip(fa.index, rel)),
+        "max_rel_diff_variance": max(vrel.values()) if vrel else None,
+        "rel_diff_variance": vrel,
+        "variance_components_only_in_one": sorted(
+            f"{k[0]}|{k[1]}" for k in set(va.index) ^ set(vb.index)
+        ),
+        "loglik": other.fit["loglik"],
+        "abs_diff_loglik": abs(float(result.fit["loglik"]) - float(other.fit["loglik"])),
+        "flags": list(other.flags),
+        "df_method": other.fit["df_method"],
+        "disagreement": disagree,
+        "note": (
+            "the two engines fitted different models (simplified: "
+            + ", ".join(e for e, r in ((result.fit["engine"], result), (other.fit["engine"], other)) if "simplified" in r.flags)
+            + ")"
+            if ("simplified" in result.flags) != ("simplified" in other.flags)
+            else ""
+        ),
+    }
+    result.fit["cross_check_max_rel_diff"] = max_rel
+    result.fit["cross_check_disagreement"] = disagree
+    if disagree and "cross_check_disagreement" not in result.flags:
+        result.flags.append("cross_check_disagreement")
+        result.flags.sort(key=FLAG_NAMES.index)

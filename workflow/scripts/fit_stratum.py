@@ -1,0 +1,31 @@
+"""Snakemake step (rule fit_stratum): fit a stratified model within one stratum, write its tables.
+
+A stratum too small to fit, or whose fit fails, is written with flags, not raised."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
+logging.captureWarnings(True)
+
+import pandas as pd  # noqa: E402
+
+from alliance.outputs import write_csv, write_json  # noqa: E402
+from alliance.suite import fit_stratum  # noqa: E402
+
+inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+stratum = snakemake.wildcards.stratum  # noqa: F821
+tables = fit_stratum(
+    params.model,
+    stratum,
+    pd.read_parquet(inp.analysis),
+    pd.read_parquet(inp.patients),
+    params.context,
+    engine=params.engine,
+    cross_check=params.cross_check or None,
+)
+for key in ("fixed", "variance", "contrasts", "effects", "fit_statistics"):
+    write_csv(tables[key], getattr(out, key))
+write_json(tables["fit"], out.fit)
+logging.info("model %s, stratum %s: flags %s", params.model["name"], stratum, tables["fit"]["flags"])

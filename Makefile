@@ -9,7 +9,7 @@ CONFIG ?= config/config.yaml
 .PHONY: run test clean-data lint bench help clean
 
 help:
-	@echo "make run     set up .venv and run the whole pipeline on the demo data -> reports/report.html"
+	@echo "make run     set up .venv and run the whole pipeline on the demo data -> reports/demo/report.html"
 	@echo "make test    set up .venv with test tools and run the test suite"
 	@echo "make clean-data  run only the intake/cleaning stage (check a new dataset)"
 	@echo "make bench   run the benchmarks under bench/ (slow)"
@@ -43,4 +43,4 @@ lint: $(BIN)/.test-stamp
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 
 clean:
-	rm -rf results reports .snakemake
+	rm -rf results/* reports/* logs .snakemake

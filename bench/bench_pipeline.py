@@ -6,7 +6,7 @@
 
 The workflow runs in a scratch working directory (bench/out/pipeline/<dataset>/, git-ignored;
 ``--snakefile``/``--directory``, the data linked in), so the checkout's results/ and
-reports/report.html are not touched.  While it runs, the resident memory (VmRSS) of every
+reports/<dataset>/ are not touched.  While it runs, the resident memory (VmRSS) of every
 process of the run is sampled every 0.2 s; the table gives the wall time of each job (from
 Snakemake's log), the peak memory of each job's process and the peak of the whole process tree
 (the sum over the processes alive at the same moment, which is what a machine must have).

@@ -2,7 +2,7 @@
 100 patients, about 1.17 million session rows, same simulator and data-generating model as the
 demo (alliance.simulate; known truth in TRUTH.yaml), messy like a real export.
 
-    .venv/bin/python bench/make_scale_data.py            # ~30 s, ~6.5 GB peak (see docs/engines.md)
+    .venv/bin/python bench/make_scale_data.py            # ~5 s, ~0.9 GB peak
     .venv/bin/snakemake --cores 2 --configfile config/scale.yaml
 """
 

@@ -1,7 +1,9 @@
 """`make bench`: every benchmark under bench/, in turn (slow; nothing here is a test).
 
-1. bench/bench_engines.py   -- model stage per engine vs lme4 at ~20k, ~200k, ~1M rows
-2. bench/bench_models.py    -- the model suite (model-suite engineer's), if present
+1. bench/bench_suite.py     -- the model stage: every model and stratum of the suite, mixedlm vs
+   lme4 on the same data in the same run, at ~20k, ~200k, ~1M rows (bench/out/bench_suite.csv)
+2. bench/bench_engines.py   -- the two model structures that matter for speed, per engine
+   (statsmodels too) vs lme4, at ~20k, ~200k, ~1M rows
 3. bench/bench_pipeline.py  -- the whole pipeline on the 1M-row scale data (made first by
    bench/make_scale_data.py if data/raw/scale/ is missing), 2 cores, then the per-stratum jobs
    on 1 vs 2 cores
@@ -25,9 +27,8 @@ def run(*args: str) -> None:
 
 
 def main() -> None:
+    run(str(BENCH / "bench_suite.py"))
     run(str(BENCH / "bench_engines.py"))
-    if (BENCH / "bench_models.py").exists():
-        run(str(BENCH / "bench_models.py"))
     if not (ROOT / "data" / "raw" / "scale" / "sessions.csv").exists():
         run(str(BENCH / "make_scale_data.py"))
     run(str(BENCH / "bench_pipeline.py"), "--configfile", "config/scale.yaml", "--cores", "2")

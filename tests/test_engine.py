@@ -22,11 +22,15 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 
 from alliance.engine import (
     DEFAULT_OPTIMIZERS,
+    THETA_BOUNDARY_TOL,
     FitResult,
     FitWarning,
     ModelSpec,
     RandomTerm,
+    boundary_reasons,
     fit,
+    group_covariances,
+    singular_groups,
     to_lme4_formula,
     to_patsy_formula,
 )
@@ -308,6 +312,56 @@ def test_boundary_case_flagged_with_lme4_standard_errors():
     # the statsmodels SEs are kept for transparency
     assert res.fixed["se_statsmodels"].notna().all()
     assert res.fit["df_method"] == "Wald z (asymptotic)"
+    # the note and fit["boundary_reasons"] name the group and the reason
+    assert res.fit["boundary_reasons"] == {"therapist": res.fit["boundary_reasons"]["therapist"]}
+    assert "variance of Intercept" in res.fit["boundary_reasons"]["therapist"]
+    assert any(n.startswith("boundary: therapist: variance of Intercept") for n in res.fit["notes"])
+
+
+def _vc_table(rows, residual):
+    """A hand-made variance_components table: rows (group, term, variance) plus the residual."""
+    return pd.DataFrame(rows + [("Residual", "Residual", residual)], columns=["group", "term", "variance"])
+
+
+def _correlated(var0, var1, r, residual=60.0, group="patient"):
+    cov = r * math.sqrt(var0 * var1)
+    return _vc_table([(group, "Intercept", var0), (group, "x", var1), (group, "Intercept:x", cov)], residual)
+
+
+def test_singular_groups_theta_criterion_on_hand_made_tables():
+    """lme4's criterion (a diagonal element of the relative Cholesky factor <= tol) catches a
+    correlation of -0.99999 that the |r| >= 1 - 1e-6 check misses; the demo's
+    lagged_alliance_symptoms fit (statsmodels, r = -0.999994) has theta 2.3e-4."""
+    near = _correlated(100.0, 0.25, -0.99999)  # theta_22 = sqrt(.25/60) sqrt(1 - r^2) = 2.9e-4
+    assert THETA_BOUNDARY_TOL == 1e-3
+    assert list(singular_groups(near)) == ["patient"]
+    assert "relative Cholesky factor" in singular_groups(near)["patient"]
+    assert "-0.99999" in singular_groups(near)["patient"]
+    assert singular_groups(near, tol=1e-4) == {}  # lme4's isSingular() tolerance would not flag it
+    reasons = boundary_reasons(near)
+    assert list(reasons) == ["patient"] and "theta" in reasons["patient"]
+    assert "within 1e-06 of +-1" not in reasons["patient"]  # the old check alone would have missed it
+    demo = _vc_table([("patient", "Intercept", 103.1925632), ("patient", "alliance_within_patient", 0.2778451877),
+                      ("patient", "Intercept:alliance_within_patient", -5.354551846)], 61.18845984)
+    assert list(singular_groups(demo)) == ["patient"]
+    # the same correlation with a large slope variance is not near-singular (theta_22 = 0.058)
+    assert singular_groups(_correlated(100.0, 10000.0, -0.99999)) == {}
+    assert boundary_reasons(_correlated(100.0, 10000.0, -0.99999)) == {}
+    # a clean fit, and the two old criteria
+    assert singular_groups(_correlated(100.0, 4.0, -0.3)) == boundary_reasons(_correlated(100.0, 4.0, -0.3)) == {}
+    at_one = boundary_reasons(_correlated(100.0, 4.0, -1.0))
+    assert "correlation Intercept:x -1 within 1e-06 of +-1" in at_one["patient"]
+    assert singular_groups(_correlated(100.0, 4.0, -1.0))["patient"].startswith("diagonal element")
+    assert "not positive definite" in singular_groups(_correlated(100.0, 4.0, -1.001))["patient"]
+    split = _vc_table([("therapist", "Intercept", 0.0), ("therapist:patient", "Intercept", 1.2)], 1.3)
+    assert list(boundary_reasons(split)) == ["therapist"]
+    assert boundary_reasons(split)["therapist"].startswith("variance of Intercept 0 <= 1e-06 x residual variance")
+    # independent (||) terms: no covariance row, a diagonal covariance matrix
+    diag = _vc_table([("patient", "Intercept", 100.0), ("patient", "x", 1e-9)], 60.0)
+    assert list(singular_groups(diag)) == ["patient"] and list(boundary_reasons(diag)) == ["patient"]
+    assert group_covariances(diag)["patient"][0] == ["Intercept", "x"]
+    with pytest.raises(ValueError, match="cannot read covariance term"):
+        group_covariances(_vc_table([("p", "Intercept", 1.0), ("p", "Intercept:z", 0.1)], 1.0))
 
 
 def test_multistart_catches_worse_optimum():

@@ -34,6 +34,7 @@ from test_engine import (
     simulate_two_level,
 )
 
+from alliance import engine as engine_module
 from alliance.engine import (
     CROSS_CHECK_RTOL,
     FitWarning,
@@ -41,6 +42,7 @@ from alliance.engine import (
     RandomTerm,
     available_engines,
     fit,
+    singular_groups,
     to_lme4_formula,
 )
 
@@ -314,6 +316,62 @@ def test_cross_check_with_lme4():
     assert res.fit["cross_check"]["engine"] == "lme4"
     assert "cross_check_disagreement" not in res.flags
     assert "boundary" in res.fit["cross_check"]["flags"]
+
+
+# =============================================================================================
+# Boundary: one criterion for every engine (alliance.engine.boundary_reasons)
+# =============================================================================================
+
+ALL_ENGINES = [pytest.param("statsmodels", id="statsmodels")] + ENGINES
+
+NEAR_SINGULAR_SPEC = ModelSpec("near_singular", "y", ("x_cwc",), (RandomTerm("patient", slopes=("x_cwc",)),))
+
+
+def simulate_near_singular_slope(seed: int = 2, n_patients: int = 80, n_sessions: int = 8) -> pd.DataFrame:
+    """A random slope that is an exact multiple of the intercept (true correlation -1, slope SD
+    0.5 against intercept SD 10 and residual SD 7.8), as the demo's lagged_alliance_symptoms model.
+    With seed 2 statsmodels stops at r = -0.9999964 (|r| < 1 - 1e-6; theta 1.5e-5), mixedlm and
+    lme4 at r = -1 (lme4: isSingular)."""
+    rng = np.random.default_rng(seed)
+    pid = np.repeat(np.arange(n_patients), n_sessions)
+    d = pd.DataFrame({"patient": [f"p{i:02d}" for i in pid], "x": rng.normal(0, 1, len(pid))})
+    d["x_cwc"] = d["x"] - d.groupby("patient")["x"].transform("mean")
+    b0 = rng.normal(0, 10.0, n_patients)
+    b1 = -0.05 * b0
+    d["y"] = 5 + 0.5 * d["x_cwc"] + b0[pid] + b1[pid] * d["x_cwc"] + rng.normal(0, 7.8, len(d))
+    return d.drop(columns="x")
+
+
+@pytest.mark.parametrize("engine", ALL_ENGINES)
+def test_near_singular_correlation_is_boundary_for_every_engine(engine):
+    _need(engine)
+    res = fit(NEAR_SINGULAR_SPEC, simulate_near_singular_slope(), engine=engine)
+    vc = res.variance_components.set_index(["group", "term"])
+    r = vc.loc[("patient", "Intercept:x_cwc"), "correlation"]
+    assert r < -0.99999
+    assert "boundary" in res.flags and res.fit["boundary"]
+    assert list(res.fit["boundary_reasons"]) == ["patient"]
+    assert [n for n in res.fit["notes"] if n.startswith("boundary: patient: ")]
+    if engine == "statsmodels":
+        # the case the old check (|r| >= 1 - 1e-6, variance <= 1e-6 residual) missed: only theta catches it
+        assert abs(r) < 1 - 1e-6
+        assert "lme4's theta" in res.fit["boundary_reasons"]["patient"]
+
+
+@pytest.mark.parametrize("engine", ALL_ENGINES)
+def test_theta_criterion_is_applied_by_every_engine(engine, monkeypatch):
+    """A clean fit has no boundary; with the tolerance raised above its smallest theta (0.231 for
+    sleepstudy_corr, lme4's theta) every engine flags it by the theta criterion alone."""
+    _need(engine)
+    ss = _load_data("sleepstudy.csv")
+    res = fit(SPECS["sleepstudy_corr"], ss, engine=engine)
+    assert "boundary" not in res.flags and res.fit["boundary_reasons"] == {}
+    assert singular_groups(res.variance_components, tol=1e-4) == {}
+    monkeypatch.setattr(engine_module, "THETA_BOUNDARY_TOL", 0.25)
+    res = fit(SPECS["sleepstudy_corr"], ss, engine=engine)
+    assert "boundary" in res.flags and res.fit["boundary"]
+    assert list(res.fit["boundary_reasons"]) == ["Subject"]
+    assert "diagonal element 0.231 (Days)" in res.fit["boundary_reasons"]["Subject"]
 
 
 # =============================================================================================

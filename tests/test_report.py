@@ -18,7 +18,7 @@ from alliance import report as R
 from alliance.engine import fit
 from alliance.instruments import load_registry
 from alliance.outputs import write_csv, write_json
-from alliance.suite import complete_cases, spec_from_config
+from alliance.suite import complete_cases, fit_model, model_context, spec_from_config
 from test_figures import effects_table, make_trial
 
 # --------------------------------------------------------------------------- a reader's parser
@@ -124,7 +124,7 @@ def source_value(source: str, tables: dict) -> float:
     if kind == "modeleffect":
         model, statistic, term, group, column = key
         frame = tables["model_effects"][model]
-        hit = frame[(frame["statistic"] == statistic) & (frame["term"].fillna("") == term) & (frame["group"].fillna("") == group)]
+        hit = frame[(frame["statistic"] == statistic) & (frame["term"].astype(object).fillna("") == term) & (frame["group"].astype(object).fillna("") == group)]
         assert len(hit) == 1, (source, len(hit))
         return hit[column].iloc[0]
     raise AssertionError(f"unknown data-source {source!r}")
@@ -167,15 +167,15 @@ def tables_from_disk(results: Path, effects: bool = False) -> dict:
 # --------------------------------------------------------------------------- fixture: a rendered report
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> dict:
-    """A report rendered from a small trial: tables written to CSV and read back, as the workflow does."""
-    root = tmp_path_factory.mktemp("report")
-    trial = make_trial(root / "raw")
+NAMES = ["same_session", "three_level", "early_alliance"]
+
+
+def render_run(root: Path, trial: dict, fitted: dict) -> dict:
+    """Write the fitted models' tables to CSV, read them back and render the report, as the workflow does."""
     results = root / "results"
-    names = ["same_session", "three_level", "early_alliance"]
+    names = NAMES
     for model in names:
-        tables = trial["fitted"][model]
+        tables = fitted[model]
         out = results / "models" / model
         out.mkdir(parents=True)
         for key, file in (("fixed", "fixed_effects"), ("variance", "variance_components"), ("contrasts", "contrasts"),
@@ -226,6 +226,25 @@ def rendered(tmp_path_factory) -> dict:
         pdf_tool="Chromium test",
     )
     return {"html": R.render_html(context), "context": context, "results": results, "trial": trial, "figures": figures}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict:
+    """A report rendered from a small trial (fitted with the engine's default, statsmodels)."""
+    root = tmp_path_factory.mktemp("report")
+    trial = make_trial(root / "raw")
+    return render_run(root, trial, trial["fitted"])
+
+
+@pytest.fixture(scope="module")
+def rendered_mixedlm(rendered, tmp_path_factory) -> dict:
+    """The same trial and models fitted with the mixedlm engine (Satterthwaite df)."""
+    pytest.importorskip("mixedlm")
+    trial = rendered["trial"]
+    context = model_context(trial["config"])
+    fitted = {name: fit_model(trial["models"][name], trial["analysis"], trial["patients"], context, engine="mixedlm")
+              for name in NAMES}
+    return render_run(tmp_path_factory.mktemp("report_mixedlm"), trial, fitted)
 
 
 # --------------------------------------------------------------------------- tables
@@ -480,3 +499,100 @@ def test_missing_browser_gives_an_install_hint(monkeypatch):
     monkeypatch.setattr(R, "CHROMIUM_MAC", "/nonexistent/Chrome")
     with pytest.raises(R.BrowserNotFound, match="ALLIANCE_CHROMIUM"):
         R.find_browser()
+
+
+# --------------------------------------------------------------------------- the df method follows the engine
+
+
+def _fit_json(name: str, engine: str, version: str, df_method: str) -> dict:
+    """A hand-made fit.json with what the report reads about estimation and tests."""
+    return {"spec": {"name": name, "random": [{"group": "patient"}], "fixed": ["x"], "outcome": "y"},
+            "fit": {"engine": engine, "engine_version": version, "df_method": df_method, "method": "REML",
+                    "converged": True, "attempts": [{}], "optimizer": "x", "n_obs": 10},
+            "flags": []}
+
+
+STATSMODELS_FIT = _fit_json("a", "statsmodels", "0.15.0", "Wald z (asymptotic)")
+MIXEDLM_FIT = _fit_json("b", "mixedlm", "1.3.0", "Satterthwaite (mixedlm 1.3.0)")
+
+
+def _item4(fits: list[dict]) -> dict:
+    checklist = R.reviewer_checklist(
+        fits=fits, variance=[pd.DataFrame(columns=["group", "term", "variance"]) for _ in fits],
+        summary={"therapists": 12}, config={}, figures=[], effects=None, reliability={},
+    )
+    return checklist.set_index("item").loc[4].to_dict()
+
+
+def test_df_sentence_differs_between_statsmodels_and_mixedlm():
+    z, t = R.inference_summary([STATSMODELS_FIT]), R.inference_summary([MIXEDLM_FIT])
+    assert z["fixed_tests"] != t["fixed_tests"] and z["findings"] != t["findings"]
+    assert z["fixed_tests"] == "Fixed-effect tests are Wald z tests, without small-sample degrees of freedom."
+    assert t["fixed_tests"] == "Fixed-effect tests are t tests with Satterthwaite degrees of freedom (Satterthwaite (mixedlm 1.3.0))."
+    assert "Satterthwaite" not in z["findings"] and "Wald z tests (no small-sample" not in t["findings"]
+    # the methods text names the engine and its version
+    assert z["engines"].startswith("statsmodels 0.15.0: statsmodels MixedLM")
+    assert t["engines"].startswith("mixedlm 1.3.0: the mixedlm package")
+    # contrasts and joint tests are asymptotic with every engine (FitResult.contrast / wald_test)
+    assert z["contrasts"] == t["contrasts"] and "Wald z" in t["contrasts"] and "χ²" in t["contrasts"]
+    # per model
+    assert R.fixed_tests_text(MIXEDLM_FIT["fit"]).startswith("Fixed-effect tests are t tests with Satterthwaite")
+    assert R.fixed_tests_text(STATSMODELS_FIT["fit"]).startswith("Fixed-effect tests are Wald z tests (Wald z (asymptotic))")
+    # a run with both names the models of each
+    both = R.inference_summary([STATSMODELS_FIT, MIXEDLM_FIT])
+    assert "Satterthwaite (mixedlm 1.3.0)) for b, and Wald z tests" in both["fixed_tests"] and both["fixed_tests"].endswith("for a.")
+    assert "(models a)" in both["engines"] and "(models b)" in both["engines"]
+    # an engine that fell back to Wald z (df not computable) is reported as z, whatever the engine
+    fallback = _fit_json("c", "mixedlm", "1.3.0", "Wald z (asymptotic)")
+    assert R.inference_summary([fallback])["fixed_tests"] == z["fixed_tests"]
+
+
+def test_checklist_small_sample_df_follows_the_engine():
+    z, t, both = _item4([STATSMODELS_FIT]), _item4([MIXEDLM_FIT]), _item4([STATSMODELS_FIT, MIXEDLM_FIT])
+    assert t["status"] == "reported" and "Small-sample df: yes, Satterthwaite df for b" in t["answer"]
+    assert "Small-sample df: no" not in t["answer"] and "overstate" not in t["answer"]
+    assert z["status"] == "partly" and "Small-sample df: no, for a" in z["answer"] and "12 therapists" in z["answer"]
+    assert "Small-sample df: yes" not in z["answer"]
+    assert both["status"] == "partly" and "yes, Satterthwaite df for b" in both["answer"] and "no, for a" in both["answer"]
+    for answer in (z, t):
+        assert "Wald z / χ² with every engine" in answer["answer"]
+
+
+def _fixed_table_html(html: str, model: str) -> str:
+    return html.split(f"<caption>Fixed effects: {model}</caption>")[1].split("</table>")[0]
+
+
+def test_rendered_report_follows_the_statsmodels_run(rendered):
+    html = rendered["html"]
+    assert "Fixed-effect tests are Wald z tests (no small-sample degrees of freedom); contrasts are Wald z tests." in html
+    assert "Fixed-effect tests are Wald z tests (Wald z (asymptotic)), without small-sample degrees of freedom" in html
+    assert "Satterthwaite" not in html.split('id="appendix"')[0]
+    table = _fixed_table_html(html, "same_session")
+    assert "<th>z</th>" in table and "<th>df</th>" not in table
+    checklist = rendered["context"]["checklist_frame"].set_index("item")
+    assert checklist.loc[4, "status"] == "partly" and "Small-sample df: no" in checklist.loc[4, "answer"]
+
+
+def test_rendered_report_follows_the_mixedlm_run(rendered_mixedlm):
+    html = rendered_mixedlm["html"]
+    fits = {m: json.loads((rendered_mixedlm["results"] / "models" / m / "fit.json").read_text()) for m in NAMES}
+    version = fits["same_session"]["fit"]["engine_version"]
+    assert all(f["fit"]["df_method"] == f"Satterthwaite (mixedlm {version})" for f in fits.values())
+    assert f"Estimation: mixedlm {version}: the mixedlm package" in html
+    assert "Fixed-effect tests are t tests with Satterthwaite degrees of freedom; contrasts are Wald z tests." in html
+    assert f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom (Satterthwaite (mixedlm {version})): p values" in html
+    assert "Wald z tests (no small-sample" not in html and "statsmodels MixedLM" not in html
+    assert R.CONTRAST_TESTS in html  # contrasts stay z for every engine
+    for model in NAMES:
+        table = _fixed_table_html(html, model)
+        assert "<th>t</th><th>df</th>" in table
+        assert f'data-source="fixed¦{model}¦Intercept¦df"' in table
+    # the df shown are those of fixed_effects.csv (every quoted number is checked against its table)
+    tables = tables_from_disk(rendered_mixedlm["results"], effects=True)
+    assert check_numbers(html, tables) > 100
+    assert tables["fixed"]["three_level"]["df"].notna().all()
+    comparison = tables["comparison"]
+    assert set(comparison["test"]) == {"t"} and comparison["df"].notna().all()
+    checklist = rendered_mixedlm["context"]["checklist_frame"].set_index("item")
+    assert checklist.loc[4, "status"] == "reported" and "Small-sample df: yes" in checklist.loc[4, "answer"]
+    assert f"mixedlm {version}" in checklist.loc[3, "answer"]

@@ -173,7 +173,7 @@ def run(small_trial):
 
 def test_report_opens_cleanly_in_chromium(run):
     workdir, config = run
-    html = workdir / "reports" / "report.html"
+    html = workdir / "reports" / config["dataset"]["name"] / "report.html"
     seen = open_in_chromium(html, screenshot=SCREENSHOT)
     assert seen["title"] == config["run"]["title"]
     expected = len(parse(html.read_text()).images)
@@ -189,8 +189,8 @@ def test_report_opens_cleanly_in_chromium(run):
 
 def test_the_browser_check_catches_broken_pages(run, tmp_path):
     """The harness itself: a missing image and an outside request must not pass unnoticed."""
-    workdir, _ = run
-    html = (workdir / "reports" / "report.html").read_text()
+    workdir, config = run
+    html = (workdir / "reports" / config["dataset"]["name"] / "report.html").read_text()
     missing = tmp_path / "missing_image.html"
     missing.write_text(html.replace("</body>", '<img alt="x" src="nowhere.png"></body>'))
     seen = open_in_chromium(missing)
@@ -206,14 +206,14 @@ def test_the_browser_check_catches_broken_pages(run, tmp_path):
 def test_numbers_in_the_text_tie_to_the_run_tables(run):
     workdir, config = run
     results = workdir / "results" / config["dataset"]["name"]
-    html = (workdir / "reports" / "report.html").read_text()
+    html = (workdir / "reports" / config["dataset"]["name"] / "report.html").read_text()
     has_effects = (results / "effects" / "alliance_effects.csv").exists()
     assert check_numbers(html, tables_from_disk(results, effects=has_effects)) > 60
 
 
 def test_pdf_is_the_printed_report(run):
-    workdir, _ = run
-    pdf = (workdir / "reports" / "report.pdf").read_bytes()
+    workdir, config = run
+    pdf = (workdir / "reports" / config["dataset"]["name"] / "report.pdf").read_bytes()
     assert pdf[:5] == b"%PDF-"
     pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
     assert pages >= 5
@@ -232,7 +232,7 @@ def test_my_outputs_are_deterministic(run):
         return {n: hashlib.sha256((workdir / n).read_bytes()).hexdigest() for n in names}
 
     def html_without_date() -> str:
-        text = (workdir / "reports" / "report.html").read_text()
+        text = (workdir / "reports" / config["dataset"]["name"] / "report.html").read_text()
         return re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", "<date>", text)
 
     before, html_before = digest(), html_without_date()
@@ -243,7 +243,7 @@ def test_my_outputs_are_deterministic(run):
     assert result.returncode == 0, result.stderr[-4000:]
     assert digest() == before
     assert html_without_date() == html_before
-    assert (workdir / "reports" / "report.html").stat().st_size < 3_000_000
+    assert (workdir / "reports" / config["dataset"]["name"] / "report.html").stat().st_size < 3_000_000
 
 
 def test_snakemakes_own_report_works(run):

@@ -4,9 +4,17 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
-from alliance.simulate import DEMO_SEED, TrialDesign, simulate_trial, write_trial
+from alliance.simulate import (
+    DEMO_SEED,
+    TrialDesign,
+    _split_total_into_items,
+    _write_csv,
+    simulate_trial,
+    write_trial,
+)
 from conftest import ROOT
 
 DEMO = ROOT / "data" / "raw" / "demo"
@@ -59,3 +67,39 @@ def test_different_seeds_differ():
     a, _, _ = simulate_trial(TrialDesign(n_therapists=3), seed=1)
     b, _, _ = simulate_trial(TrialDesign(n_therapists=3), seed=2)
     assert not a.equals(b)
+
+
+def test_items_split_in_blocks_as_in_one_draw():
+    """The blocked split draws the same keys and chooses the same slots as ranking all rows at once."""
+    totals = np.random.default_rng(0).integers(0, 28, 1000)
+    rng = np.random.default_rng(5)
+    keys = rng.random((len(totals), 27))
+    ranks = keys.argsort(axis=1).argsort(axis=1)
+    expected = (ranks < totals[:, None]).reshape(len(totals), 9, 3).sum(axis=2)
+    after = rng.random()
+    rng = np.random.default_rng(5)
+    counts = _split_total_into_items(totals, 9, 3, rng, block_rows=64)
+    assert np.array_equal(counts, expected)
+    assert (counts.sum(axis=1) == totals).all()
+    assert rng.random() == after  # the stream continues where one draw would have left it
+
+
+def test_simulated_columns_are_pandas_strings():
+    sessions, _, _ = simulate_trial(TrialDesign(n_therapists=3, patients_per_therapist=4), seed=2)
+    assert (sessions.dtypes == pd.Series(["1"]).astype(str).dtype).all()
+    assert set(sessions["wai_01"]) <= {"", "1", "2", "3", "4", "5", "6", "0"}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["P1", "", "Post-Rx", "66+", " x "],  # written by pyarrow
+        ["P1", "", "a,b", 'say "no"', "x"],  # pandas quotes these: written by pandas
+    ],
+)
+def test_csv_writer_matches_pandas(tmp_path, values):
+    frame = pd.DataFrame({"text": values, "number": np.arange(-2, 3)}).astype({"text": "str"})
+    frame.loc[1, "text"] = np.nan
+    _write_csv(frame, tmp_path / "fast.csv")
+    frame.to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()

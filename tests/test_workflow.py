@@ -45,7 +45,7 @@ def test_every_stage_writes_its_outputs(small_run):
     results = workdir / "results" / "small"
     for name in TABLES + ("figures/within_between.png", "figures/within_between.svg"):
         assert (results / name).stat().st_size > 0, name
-    html = (workdir / "reports" / "report.html").read_text()
+    html = (workdir / "reports" / "small" / "report.html").read_text()
     assert "data:image/png;base64," in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html.split("<body>")[1].split("Resolved configuration")[0]
 
@@ -142,5 +142,5 @@ def test_without_a_browser_the_html_report_is_still_made(tmp_path):
     )
     assert dry.returncode == 0, dry.stderr[-3000:]
     out = dry.stdout + dry.stderr
-    assert "reports/report.pdf is skipped" in out
+    assert "reports/demo/report.pdf is skipped" in out
     assert "render_report_pdf" not in out and "render_report" in out

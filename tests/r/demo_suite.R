@@ -12,11 +12,12 @@
 # demo_<model>.json (strata: demo_<model>_stratum_<stratum>.json); committed copies are in
 # tests/reference/suite/ (kept apart from the engine references of lme4_reference.R).
 #
-# The formulas are written out by hand from the config (config/config.yaml, models) in the form
-# statsmodels fits: the three-level models use lme4's `||` for the patient intercept and slope
-# nested in therapists (the correlation is not estimable in statsmodels; the suite records that
-# as the flag 'simplified').  REML, tight optimiser tolerances; df and p of fixed effects are
-# Satterthwaite (lmerTest), kept for information (the suite reports Wald z).
+# The formulas are written out by hand from the config (config/config.yaml, models), as the
+# config states them: `three_level` has a correlated patient intercept and slope nested in
+# therapists, `(1 + x | therapist:patient)` (the default engine, mixedlm, fits it; statsmodels
+# fits it as `||` with the flag 'simplified'), the moderation model and its strata use `||`
+# (`correlated: false`).  REML, tight optimiser tolerances; df and p of fixed effects are
+# Satterthwaite (lmerTest).
 #
 # Besides lme4's own output each file holds the marginal and conditional R^2 computed as MuMIn's
 # r.squaredGLMM does for a linear mixed model (Nakagawa & Schielzeth 2013; Johnson 2014):
@@ -82,6 +83,7 @@ py_term <- function(term) {
 }
 
 three_level_re <- "(1 | therapist) + (1 + alliance_within_patient || therapist:patient)"
+three_level_corr_re <- "(1 | therapist) + (1 + alliance_within_patient | therapist:patient)"
 moderation_fixed <- paste(
   "alliance_within_patient + alliance_between_patient + session_c + therapy + condition",
   "+ alliance_within_patient:therapy + alliance_between_patient:therapy",
@@ -101,7 +103,7 @@ models <- list(
        formula = "alliance_next ~ symptoms_within_patient + symptoms_between_patient + alliance + session_c + (1 + symptoms_within_patient | patient)"),
   list(name = "three_level", data = "sessions",
        formula = paste("symptoms_next ~ alliance_within_patient + alliance_patient_within_therapist + alliance_between_therapist",
-                       "+ symptoms + session_c +", three_level_re)),
+                       "+ symptoms + session_c +", three_level_corr_re)),
   list(name = "early_alliance", data = "patients", formula = "symptoms_last ~ symptoms_baseline_c + alliance_s3 + (1 | therapist)"),
   list(name = "early_alliance_early_change", data = "patients",
        formula = "symptoms_last ~ symptoms_baseline_c + symptoms_change_s3 + alliance_s3 + (1 | therapist)"),

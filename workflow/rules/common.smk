@@ -12,7 +12,9 @@ check_config(config)
 DATASET = config["dataset"]["name"]
 RESULTS = f"results/{DATASET}"
 LOGS = f"logs/{DATASET}"
-REPORT_HTML = "reports/report.html"
+# one report directory per dataset, so that a second config never overwrites (or passes off) the first's
+REPORTS = f"reports/{DATASET}"
+REPORT_HTML = f"{REPORTS}/report.html"
 MODELS = {m["name"]: m for m in config["models"] if m.get("enabled", True)}
 # the model whose within-patient alliance slope the association figure draws
 PRIMARY_MODEL = next(
@@ -86,7 +88,9 @@ def _pdf_browser():
     try:
         return find_browser()
     except BrowserNotFound as error:
-        print(f"Note: reports/report.pdf is skipped. {error}", file=sys.stderr)
+        print(
+            f"Note: reports/{DATASET}/report.pdf is skipped. {error}", file=sys.stderr
+        )
         return None
 
 

@@ -62,7 +62,7 @@ rule fit_model:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=2500,
     params:
         model=lambda wildcards: MODELS[wildcards.model],
         context=MODEL_CONTEXT,

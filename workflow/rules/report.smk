@@ -3,7 +3,7 @@
 # the executable). Without a browser the HTML is still made and `rule all` skips the PDF,
 # saying how to install one, so `make run` works on a machine with only Python.
 
-REPORT_PDF = "reports/report.pdf"
+REPORT_PDF = f"{REPORTS}/report.pdf"
 REPORT_TABLES = f"{RESULTS}/report"
 # the template is an input, so that editing it renders the report again
 REPORT_TEMPLATE = str(Path(workflow.basedir) / "workflow" / "report" / "report.html.j2")

@@ -7,16 +7,16 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
 logging.captureWarnings(True)
 
-import pandas as pd  # noqa: E402
-
 from alliance.outputs import write_csv, write_json, write_parquet  # noqa: E402
-from alliance.suite import fit_model  # noqa: E402
+from alliance.suite import fit_model, load_model_tables  # noqa: E402
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+# only the columns the model uses (a patient-level model: the patients table alone)
+analysis, patients = load_model_tables(params.model, inp.analysis, inp.patients)
 tables = fit_model(
     params.model,
-    pd.read_parquet(inp.analysis),
-    pd.read_parquet(inp.patients),
+    analysis,
+    patients,
     params.context,
     engine=params.engine,
     cross_check=params.cross_check or None,

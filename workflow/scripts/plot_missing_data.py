@@ -4,10 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-import pandas as pd  # noqa: E402
+from alliance.figures import MISSING_DATA_COLUMNS, MISSING_DATA_PATIENT_COLUMNS, missing_data, save  # noqa: E402
+from alliance.outputs import read_columns  # noqa: E402
 
-from alliance.figures import missing_data, save  # noqa: E402
-
-data = pd.read_parquet(snakemake.input.analysis)  # noqa: F821
-patients = pd.read_parquet(snakemake.input.patients)  # noqa: F821
+data = read_columns(snakemake.input.analysis, MISSING_DATA_COLUMNS)  # noqa: F821
+patients = read_columns(snakemake.input.patients, MISSING_DATA_PATIENT_COLUMNS)  # noqa: F821
 save(missing_data(data, patients), snakemake.output.png, snakemake.output.svg)  # noqa: F821

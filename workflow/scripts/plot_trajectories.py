@@ -6,12 +6,15 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from alliance.figures import model_implied_means, save, trajectories  # noqa: E402
+from alliance.figures import model_implied_means, save, trajectories, trajectory_columns  # noqa: E402
+from alliance.outputs import read_columns  # noqa: E402
 
 params = snakemake.params  # noqa: F821
-data = pd.read_parquet(snakemake.input.analysis)  # noqa: F821
 fixed_path = getattr(snakemake.input, "fixed", None)  # noqa: F821
-model_means = model_implied_means(data, pd.read_csv(fixed_path), outcome=params.measure) if fixed_path else None
+fixed = pd.read_csv(fixed_path) if fixed_path else None
+# only the columns the figure draws and, for the model-implied mean, the model's terms
+data = read_columns(snakemake.input.analysis, trajectory_columns(params.measure, fixed))  # noqa: F821
+model_means = model_implied_means(data, fixed, outcome=params.measure) if fixed is not None else None
 labels = {"symptoms": "Symptoms (common outcome scale, higher = worse)", "alliance": "Alliance (higher = better)"}
 figure = trajectories(
     data,

@@ -6,9 +6,10 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from alliance.figures import save, within_between  # noqa: E402
+from alliance.figures import WITHIN_BETWEEN_COLUMNS, save, within_between  # noqa: E402
+from alliance.outputs import read_columns  # noqa: E402
 
-data = pd.read_parquet(snakemake.input.analysis)  # noqa: F821
+data = read_columns(snakemake.input.analysis, WITHIN_BETWEEN_COLUMNS)  # noqa: F821
 within_slope = None
 if snakemake.input.fixed:  # noqa: F821
     fixed = pd.read_csv(snakemake.input.fixed)  # noqa: F821

@@ -10,7 +10,8 @@ from pathlib import Path  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from alliance.instruments import load_registry  # noqa: E402
-from alliance.outputs import write_csv  # noqa: E402
+from alliance.model_data import report_analysis_columns  # noqa: E402
+from alliance.outputs import read_columns, write_csv  # noqa: E402
 from alliance.report import (  # noqa: E402
     BrowserNotFound,
     browser_version,
@@ -26,15 +27,16 @@ except BrowserNotFound:
     pdf_tool = ""
 
 figures = {key.removeprefix("fig_"): path for key, path in inp.items() if key.startswith("fig_")}
+fits = [json.loads(Path(p).read_text()) for p in inp.fits]
 context = report_context(
     title=params.title,
     summary=json.loads(Path(inp.summary).read_text()),
     flow=pd.read_csv(inp.flow),
     findings=pd.read_csv(inp.validation, keep_default_na=False),
-    fits=[json.loads(Path(p).read_text()) for p in inp.fits],
+    fits=fits,
     fixed=[pd.read_csv(p) for p in inp.fixed],
     variance=[pd.read_csv(p) for p in inp.variance],
-    analysis=pd.read_parquet(inp.analysis),
+    analysis=read_columns(inp.analysis, report_analysis_columns(fits)),  # only what the report uses
     table1=pd.read_csv(inp.table1),
     comparison=pd.read_csv(inp.comparison),
     dictionary=pd.read_csv(inp.dictionary, keep_default_na=False),

@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from alliance.engine import group_covariances  # one reading of a variance-components table
+
 __all__ = [
     "ROLES",
     "Z_975",
@@ -266,28 +268,6 @@ def standardised_beta_between(data: pd.DataFrame, x: str, y: str, estimate: floa
     )
 
 
-def _group_covariances(variance_components: pd.DataFrame) -> dict[str, tuple[list[str], np.ndarray]]:
-    """Per random-effects group: its terms (intercept, slopes) and their covariance matrix.
-
-    Variance rows have a column name as term; covariance rows ``a:b`` name two of them."""
-    vc = variance_components[variance_components["group"] != "Residual"]
-    out: dict[str, tuple[list[str], np.ndarray]] = {}
-    for group, rows in vc.groupby("group", sort=False):
-        names = [str(t) for t in rows["term"]]
-        terms = [t for t in names if ":" not in t]
-        S = np.zeros((len(terms), len(terms)))
-        for t, value in zip(names, rows["variance"].astype(float)):
-            if t in terms:
-                S[terms.index(t), terms.index(t)] = value
-            else:
-                a, b = t.split(":", 1)
-                if a not in terms or b not in terms:
-                    raise ValueError(f"cannot read covariance term {t!r} of group {group!r}")
-                S[terms.index(a), terms.index(b)] = S[terms.index(b), terms.index(a)] = value
-        out[str(group)] = (terms, S)
-    return out
-
-
 def r2_nakagawa(fixed_part: np.ndarray, variance_components: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
     """Marginal and conditional R^2 of a linear mixed model (Nakagawa & Schielzeth 2013), with
     Johnson's (2014) extension for random slopes.
@@ -313,7 +293,7 @@ def r2_nakagawa(fixed_part: np.ndarray, variance_components: pd.DataFrame, data:
     resid = float(variance_components.loc[variance_components["group"] == "Residual", "variance"].iloc[0])
     var_r = 0.0
     parts = []
-    for group, (terms, S) in _group_covariances(variance_components).items():
+    for group, (terms, S) in group_covariances(variance_components).items():
         cols = [np.ones(len(fx)) if t == "Intercept" else data[t].to_numpy(dtype=float) for t in terms]
         Z = np.column_stack(cols) if cols else np.zeros((len(fx), 0))
         v = float(np.mean(np.einsum("ij,jk,ik->i", Z, S, Z))) if len(fx) else math.nan

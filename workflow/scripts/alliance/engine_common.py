@@ -12,8 +12,10 @@ same way for every engine, from the engine's covariance parameters:
   parameterisation), recorded as ``max_rel_diff_fixed_vs_profiled`` and
   ``abs_diff_loglik_vs_profiled`` so that an engine reporting numbers that do not belong together
   is caught;
-* flags with the definitions of the statsmodels engine (boundary: a variance <= 1e-6 residual
-  variance or a correlation within 1e-6 of +-1).
+* flags with the definitions of the statsmodels engine; ``boundary`` is decided by
+  :func:`alliance.engine.finish_result` (a variance <= 1e-6 residual variance, a correlation
+  within 1e-6 of +-1, lme4's theta criterion :func:`alliance.engine.singular_groups`, or the
+  engine's own ``isSingular``), as for every engine.
 
 Supported random structures (all the suite uses): one outer grouping factor with an optional term
 ``(1 + slopes | outer)`` and at most one term nested in it ``(1 + slopes | outer:inner)``; either
@@ -33,16 +35,16 @@ import pandas as pd
 import scipy.stats
 
 from alliance.engine import (
-    BOUNDARY_REL_TOL,
-    CORR_BOUNDARY_TOL,
-    FLAG_NAMES,
     FitResult,
     ModelSpec,
     RandomTerm,
     _labels,
     _model_frame,
+    finish_result,
+    likelihood_info,
     to_lme4_formula,
     to_patsy_formula,
+    variance_table,
 )
 
 #: engines report estimates that reproduce the profiled evaluation at their own covariance
@@ -348,33 +350,16 @@ def assemble(
     vcov_df = pd.DataFrame(vcov, index=d.fe_names, columns=d.fe_names)
 
     # ---- variance components (same layout as the statsmodels engine)
-    rows = []
-    boundary = False
-    thresh = BOUNDARY_REL_TOL * sigma2
-    n_cov_params = 0
-    for group, names, cov, term in (
-        (d.outer_name, d.outer_re_names, cov_outer, d.outer_term),
-        (d.inner_label, d.inner_re_names, cov_inner, d.inner_term),
-    ):
-        if term is None:
-            continue
-        k = len(names)
-        n_cov_params += k * (k + 1) // 2 if term.correlated else k
-        for i, nm in enumerate(names):
-            v = float(cov[i, i])
-            boundary |= v <= thresh
-            rows.append((group, nm, v, math.sqrt(max(v, 0.0)), math.nan))
-        if term.correlated:
-            for i in range(k):
-                for j in range(i + 1, k):
-                    c = float(cov[i, j])
-                    den = math.sqrt(max(cov[i, i], 0.0) * max(cov[j, j], 0.0))
-                    r = c / den if den > 0 else math.nan
-                    if math.isfinite(r) and abs(r) >= 1.0 - CORR_BOUNDARY_TOL:
-                        boundary = True
-                    rows.append((group, f"{names[i]}:{names[j]}", c, math.nan, r))
-    rows.append(("Residual", "Residual", sigma2, math.sqrt(sigma2), math.nan))
-    variance_components = pd.DataFrame(rows, columns=["group", "term", "variance", "sd", "correlation"])
+    blocks = [
+        (group, names, cov, term.correlated)
+        for group, names, cov, term in (
+            (d.outer_name, d.outer_re_names, cov_outer, d.outer_term),
+            (d.inner_label, d.inner_re_names, cov_inner, d.inner_term),
+        )
+        if term is not None
+    ]
+    variance_components = variance_table(blocks, sigma2)
+    n_cov_params = sum(len(names) * (len(names) + 1) // 2 if correlated else len(names) for _, names, _, correlated in blocks)
 
     # ---- independent profiled evaluation and BLUPs
     prof = BlockProfiler(d)
@@ -411,17 +396,15 @@ def assemble(
         }
     )
 
-    # ---- flags
+    # ---- flags (boundary: finish_result, with the engine's own verdict)
     exact_zero = bool(np.any(beta == 0.0))
     flag_values = {
         "not_converged": not converged,
-        "boundary": bool(boundary or engine_singular),
         "refitted": bool(refitted),
         "optimum_disagreement": False,
         "exact_zero_fixed": exact_zero,
         "simplified": False,
     }
-    flags = [k for k in FLAG_NAMES if flag_values.get(k)]
     notes = []
     if max_rel_beta > PROFILE_CHECK_RTOL:
         notes.append(
@@ -430,29 +413,14 @@ def assemble(
         )
     if exact_zero:
         notes.append("a fixed effect is exactly 0.0")
-    k = d.p + n_cov_params + 1
-    n = d.n
     fit_info = {
-        "model": spec.name,
-        "engine": engine,
-        "engine_version": engine_version,
-        "method": "REML" if spec.reml else "ML",
-        "loglik": loglik,
-        "reml_criterion" if spec.reml else "deviance": -2.0 * loglik,
-        "aic": -2.0 * loglik + 2.0 * k,
-        "bic": -2.0 * loglik + math.log(n) * k,
-        "aic_definition": (
-            "AIC = -2 logLik + 2 k, BIC = -2 logLik + log(n_obs) k, k = fixed effects + covariance "
-            "parameters + 1 (residual); for REML fits logLik is the REML log-likelihood, as lme4's AIC()/BIC()"
-        ),
-        "n_params": k,
-        "n_obs": n,
+        **likelihood_info(spec, engine, engine_version, loglik, d.p + n_cov_params + 1, d.n),
         "n_dropped_missing": d.n_dropped,
         "n_groups": d.n_groups,
         "residual_variance": sigma2,
         "optimizer": optimizer,
         "converged": bool(converged),
-        "boundary": flag_values["boundary"],
+        "boundary": False,  # set by finish_result
         "engine_singular": bool(engine_singular),
         "refitted": bool(refitted),
         "optimum_disagreement": False,
@@ -471,15 +439,16 @@ def assemble(
         "formula_patsy": to_patsy_formula(spec),
         **extra,
     }
-    return FitResult(
-        spec=spec,
+    return finish_result(
+        spec,
         fixed=fixed,
         vcov=vcov_df,
         variance_components=variance_components,
         random_effects=random_effects,
         fitted=fitted,
-        fit=fit_info,
-        flags=flags,
+        fit_info=fit_info,
+        flag_values=flag_values,
+        engine_singular=engine_singular,
         engine_result=engine_result,
     )
 

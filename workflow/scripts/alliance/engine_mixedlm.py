@@ -32,6 +32,8 @@ from alliance.engine_common import assemble, block_design, engine_columns, fitti
 
 ENGINE = "mixedlm"
 INSTALL_HINT = "pip install mixedlm==1.3.0 (see requirements/run.txt)"
+#: from this many rows on, the garbage collector runs after the fit to free mixedlm's design copies
+LARGE_DATA_ROWS = 100_000
 
 
 def _import():
@@ -132,9 +134,12 @@ def fit_engine(spec: ModelSpec, data: pd.DataFrame, *, max_iter: int | None = No
     )
     theta = [float(t) for t in np.asarray(res.theta, dtype=float)]
     # mixedlm's result holds its own copies of the design (about 0.7 GB at a million rows):
-    # free it before the BLUPs are computed, and do not keep it in the FitResult
+    # free it before the BLUPs are computed, and do not keep it in the FitResult (a full
+    # collection costs ~0.1 s, more than a small fit: only where the memory matters)
+    n_rows = len(frame)
     del res, frame
-    gc.collect()
+    if n_rows >= LARGE_DATA_ROWS:
+        gc.collect()
     out = assemble(
         d,
         engine=ENGINE,

@@ -136,6 +136,23 @@ def sample_patients(data: pd.DataFrame, max_patients: int, seed: int, by: str = 
     return chosen
 
 
+#: analysis-table columns :func:`trajectories` reads besides the measure drawn (the step reads only these)
+TRAJECTORY_COLUMNS = ("patient", "therapy", "session")
+
+
+def trajectory_columns(value: str, fixed: pd.DataFrame | None = None) -> list[str]:
+    """The analysis-table columns of the trajectories figure of ``value``: :data:`TRAJECTORY_COLUMNS`,
+    the measure, and, with a fixed-effects table for :func:`model_implied_means`, every part of its terms.
+
+    >>> trajectory_columns("symptoms", pd.DataFrame({"term": ["Intercept", "alliance_within_patient", "session_c"]}))
+    ['patient', 'therapy', 'session', 'symptoms', 'alliance_within_patient', 'session_c']
+    """
+    names = [*TRAJECTORY_COLUMNS, value]
+    if fixed is not None:
+        names += [p for t in fixed["term"].astype(str) if t not in ("Intercept", "(Intercept)") for p in t.split(":")]
+    return list(dict.fromkeys(names))
+
+
 def trajectories(
     data: pd.DataFrame,
     value: str,
@@ -183,6 +200,12 @@ def trajectories(
 
 
 # --------------------------------------------------------------------------- association
+
+
+#: analysis-table columns :func:`within_between` reads (the step reads only these)
+WITHIN_BETWEEN_COLUMNS = (
+    "patient", "therapy", "alliance", "symptoms", "alliance_within_patient", "symptoms_within_patient",
+)
 
 
 def within_between(
@@ -322,6 +345,11 @@ def therapist_caterpillar(random_effects: pd.DataFrame, group: str = "therapist"
 
 
 # --------------------------------------------------------------------------- missing data
+
+
+#: columns of the analysis table and of the patients table that :func:`missing_data` reads
+MISSING_DATA_COLUMNS = ("patient", "session", "symptoms", "alliance")
+MISSING_DATA_PATIENT_COLUMNS = ("patient", "therapy", "condition", "last_session")
 
 
 def missing_by_session(data: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:

@@ -13,14 +13,21 @@ the configuration is evaluated as code, every name is checked against the data.
 
 Centring is done on the whole table before the filter, so a filtered model (a stratum, sessions
 1-7) keeps the centring of the full sample; the fitted rows are then the complete cases.
+
+A model job reads only what its model uses (:func:`load_model_tables`): the session-table
+columns of :func:`analysis_columns`, or, for a patient-level model, the patients table alone.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from alliance.moderation import moderated_fixed
+from alliance.outputs import read_columns
 
 __all__ = [
     "PATIENT_DERIVED",
@@ -33,6 +40,10 @@ __all__ = [
     "describe_filter",
     "model_frame",
     "sample_counts",
+    "analysis_columns",
+    "spec_columns",
+    "load_model_tables",
+    "report_analysis_columns",
 ]
 
 #: identifier columns carried along (for residuals and sample counts), when present
@@ -126,7 +137,7 @@ def centre_columns(data: pd.DataFrame, columns: list[str], patient: str = "patie
     >>> means, frame["expectancy_c"].tolist()
     ({'expectancy': 6.0}, [2.0, 2.0, 2.0, -2.0])
     """
-    out = data.copy()
+    out = data.copy(deep=False)  # a new frame sharing the data (copy-on-write): ``data`` never changes
     means: dict[str, float] = {}
     for col in columns:
         if col not in out.columns:
@@ -225,7 +236,7 @@ def describe_filter(spec: dict[str, Any] | None) -> str:
 
 def model_frame(
     model: dict[str, Any],
-    analysis: pd.DataFrame,
+    analysis: pd.DataFrame | None,
     patients: pd.DataFrame | None = None,
     extra_filter: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -241,6 +252,8 @@ def model_frame(
             raise ModelDataError(f"model {model['name']!r}: data: patients, but no patients table was given")
         base = patient_frame(patients)
     elif level == "sessions":
+        if analysis is None:
+            raise ModelDataError(f"model {model['name']!r}: data: sessions, but no analysis table was given")
         base = analysis
     else:
         raise ModelDataError(f"model {model['name']!r}: data must be 'sessions' or 'patients', not {level!r}")
@@ -270,3 +283,122 @@ def sample_counts(frame: pd.DataFrame, rows: pd.Index | np.ndarray | None = None
     for col, key in (("patient", "n_patients"), ("therapist", "n_therapists")):
         out[key] = int(used[col].nunique()) if col in used.columns else 0
     return out
+
+
+def _parts(term: str) -> list[str]:
+    return str(term).split(":")
+
+
+def analysis_columns(model: dict[str, Any]) -> list[str]:
+    """The columns of the analysis table (``analysis.parquet``) one config model needs.
+
+    In this order, each once: the identifiers (:data:`ID_COLUMNS`: residuals and sample counts
+    use them), the outcome, every part of every fixed term (with a ``moderation`` block its
+    moderators and interactions), the ``categorical`` columns, the random-effects groups,
+    ``nested_in`` groups and slopes, the ``centre`` columns, the ``filter`` columns
+    (``session_min``/``session_max`` use ``session``) and the ``strata.by`` columns (the stratum
+    jobs filter on them).  A centred column ``<col>_c`` is made from ``<col>`` by
+    :func:`centre_columns`, so it is not listed.  A patient-level model (``data: patients``)
+    reads no session rows: the list is empty.  Names are not checked against the table
+    (:func:`alliance.outputs.read_columns` skips those it does not have; the model stage
+    then names what is missing).
+
+    Example
+    -------
+    >>> analysis_columns({"name": "m", "outcome": "symptoms", "fixed": ["alliance_within_patient", "expectancy_c"],
+    ...                   "centre": ["expectancy"], "categorical": {"therapy": "CBT"},
+    ...                   "moderation": {"terms": ["alliance_within_patient"], "by": ["therapy"]},
+    ...                   "random": [{"group": "patient", "slopes": ["alliance_within_patient"]}],
+    ...                   "filter": {"session_max": 7, "exclude": {"site": ["s9"]}}, "strata": {"by": ["condition"]}})
+    ['patient', 'therapist', 'session', 'symptoms', 'alliance_within_patient', 'therapy', 'expectancy', 'site', 'condition']
+    >>> analysis_columns({"name": "p", "data": "patients", "outcome": "symptoms_last", "fixed": ["alliance_s3"],
+    ...                   "random": [{"group": "therapist"}]})
+    []
+    """
+    if model.get("data", "sessions") == "patients":
+        return []
+    names: list[str] = [*ID_COLUMNS, model["outcome"]]
+    for term in moderated_fixed(list(model.get("fixed") or []), model.get("moderation")):
+        names += _parts(term)
+    names += [str(c) for c in (model.get("categorical") or {})]
+    for term in model.get("random") or []:
+        names += [term["group"], *([term["nested_in"]] if term.get("nested_in") else []), *(term.get("slopes") or [])]
+    centred = [str(c) for c in (model.get("centre") or [])]
+    names += centred
+    spec = model.get("filter") or {}
+    if spec.get("session_min") is not None or spec.get("session_max") is not None:
+        names.append("session")
+    for key in ("include", "exclude"):
+        names += [str(c) for c in (spec.get(key) or {})]
+    names += [str(c) for c in (model.get("strata") or {}).get("by", [])]
+    made = {f"{c}_c" for c in centred}
+    return [n for n in dict.fromkeys(names) if n not in made]
+
+
+def spec_columns(spec: dict[str, Any]) -> list[str]:
+    """The data columns of a fitted model's spec (the ``spec`` of ``fit.json``): outcome, parts of
+    the fixed terms, random-effects groups, ``nested_in`` groups and slopes, each once.
+
+    >>> spec_columns({"outcome": "symptoms", "fixed": ["session_c", "session_c:therapy"],
+    ...               "random": [{"group": "patient", "slopes": ["session_c"], "nested_in": "therapist"}]})
+    ['symptoms', 'session_c', 'therapy', 'patient', 'therapist']
+    """
+    names: list[str] = [spec["outcome"]] if spec.get("outcome") else []
+    for term in spec.get("fixed") or []:
+        names += _parts(term)
+    for term in spec.get("random") or []:
+        names += [term["group"], *([term["nested_in"]] if term.get("nested_in") else []), *(term.get("slopes") or [])]
+    return list(dict.fromkeys(names))
+
+
+#: analysis-table columns the report uses besides the models' own: the reliability of patient and
+#: therapist means (alliance, patient, therapist) and the descriptive sections
+REPORT_ANALYSIS_COLUMNS = ("alliance", "symptoms", "patient", "therapist", "session", "therapy", "condition")
+
+
+def report_analysis_columns(fits: list[dict[str, Any]]) -> list[str]:
+    """The analysis-table columns the report reads: :data:`REPORT_ANALYSIS_COLUMNS` and the
+    columns of every fitted model's spec (a model's equations give each term its level from
+    its columns and the model's groups).
+
+    >>> report_analysis_columns([{"spec": {"outcome": "symptoms_next", "fixed": ["alliance_within_patient"]}}])[-2:]
+    ['symptoms_next', 'alliance_within_patient']
+    """
+    names = list(REPORT_ANALYSIS_COLUMNS) + [c for f in fits for c in spec_columns(f.get("spec") or {})]
+    return list(dict.fromkeys(names))
+
+
+def load_model_tables(
+    model: dict[str, Any], analysis_path: str | Path, patients_path: str | Path
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The tables one config model is fitted to, read from the intake stage's files: ``(analysis, patients)``.
+
+    * ``data: sessions`` (default): only the :func:`analysis_columns` of ``analysis.parquet``
+      (at 1.17M rows about 10 of its 80 columns); the patients table is not read (None): a
+      session-level model does not use it;
+    * ``data: patients``: the whole ``patients.parquet`` (one row per patient: small, and
+      :func:`patient_frame` derives its variables from several columns); the analysis table is
+      not read (None).
+
+    Pass both to :func:`alliance.suite.fit_model` or :func:`alliance.suite.fit_stratum` (the
+    columns include the ``strata.by`` columns the stratum jobs filter on).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"patient": ["a", "b"], "therapist": ["t", "t"], "session": [1, 1], "symptoms": [50.0, 40.0],
+    ...               "alliance": [4.0, 3.0], "phq9_item_01": [1.0, 2.0]}).to_parquet(folder / "analysis.parquet")
+    >>> pd.DataFrame({"patient": ["a", "b"], "therapist": ["t", "t"]}).to_parquet(folder / "patients.parquet")
+    >>> model = {"name": "m", "outcome": "symptoms", "fixed": ["alliance"], "random": [{"group": "patient"}]}
+    >>> analysis, patients = load_model_tables(model, folder / "analysis.parquet", folder / "patients.parquet")
+    >>> analysis.columns.tolist(), patients
+    (['patient', 'therapist', 'session', 'symptoms', 'alliance'], None)
+    >>> analysis, patients = load_model_tables({**model, "data": "patients"}, folder / "analysis.parquet",
+    ...                                        folder / "patients.parquet")
+    >>> analysis, patients.shape
+    (None, (2, 2))
+    """
+    if model.get("data", "sessions") == "patients":
+        return None, pd.read_parquet(patients_path)
+    return read_columns(analysis_path, analysis_columns(model)), None

@@ -35,7 +35,7 @@ from PIL import Image
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "report"
 PACKAGES = (
-    "snakemake", "pandas", "numpy", "scipy", "statsmodels", "pingouin", "matplotlib", "pandera", "pyarrow", "jinja2",
+    "snakemake", "pandas", "numpy", "scipy", "statsmodels", "mixedlm", "pingouin", "matplotlib", "pandera", "pyarrow", "jinja2",
 )
 
 #: Published benchmarks (methods.md §1), shown beside the run's own estimates.
@@ -68,8 +68,10 @@ ALLIANCE_PREFIX = "alliance"
 #: What each fit flag of the engine (alliance.engine.FLAG_NAMES) means for a reader.
 FLAG_MEANINGS = {
     "not_converged": "the best optimiser run did not report convergence: the estimates may not be at the optimum",
-    "boundary": "a variance was estimated at or near zero (a singular fit): that random effect cannot be told apart "
-                "from zero, and tests of effects at its level are less trustworthy",
+    "boundary": "a random-effects covariance matrix is (nearly) singular: a variance at or near zero, or a correlation "
+                "at or near ±1 (lme4's singular-fit criterion; the fit's notes name the group and why). That random "
+                "effect, or the correlation, cannot be told apart from the boundary, and tests of effects at its level "
+                "are less trustworthy",
     "refitted": "the first optimiser did not give the best fit; the estimates come from another optimiser or a retry",
     "optimum_disagreement": "optimisers that all reported convergence reached different log-likelihoods; the best was "
                             "kept (statsmodels can stop at a worse optimum and still report convergence)",
@@ -80,6 +82,19 @@ FLAG_MEANINGS = {
     "cross_check_disagreement": "a second engine's fixed effects differ from this engine's beyond the tolerance",
 }
 STATUS = ("reported", "partly", "not in this run")
+
+#: What each engine (fit.json: fit.engine) is, for the methods text.
+ENGINE_DESCRIPTIONS = {
+    "statsmodels": "statsmodels MixedLM with the pipeline's safeguards (several optimisers, the best log-likelihood kept; "
+                   "fixed-effect SEs from (X′V⁻¹X)⁻¹ at the estimates, as lme4)",
+    "mixedlm": "the mixedlm package (lme4's model and REML/ML criterion reimplemented for Python; BLUPs and an independent "
+               "profiled check of its estimates computed by the pipeline)",
+    "lme4": "R's lme4 with lmerTest, run through Rscript (BLUPs and an independent profiled check of its estimates computed "
+            "by the pipeline)",
+}
+#: Contrasts and joint tests are asymptotic whatever the engine (alliance.engine.FitResult.contrast / wald_test).
+CONTRAST_TESTS = ("Contrasts (such as the contextual effect) and simple slopes are Wald z tests, and tests of several "
+                  "coefficients at once are Wald χ² tests (df = number of coefficients), with every engine.")
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -137,6 +152,63 @@ def _missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+def satterthwaite(info: dict[str, Any]) -> bool:
+    """Whether a fit's fixed-effect tests used Satterthwaite df (fit.json: ``fit.df_method``)."""
+    return "satterthwaite" in str(info.get("df_method") or "").lower()
+
+
+def fixed_tests_text(info: dict[str, Any]) -> str:
+    """One model's sentence on its fixed-effect tests, from fit.json's ``fit`` (``df_method``)."""
+    method = info.get("df_method") or "method not recorded"
+    if satterthwaite(info):
+        return (f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom ({method}): p values and 95% CIs "
+                "come from the t distribution with those df (column df).")
+    return (f"Fixed-effect tests are Wald z tests ({method}), without small-sample degrees of freedom: p values and 95% CIs "
+            "come from the normal distribution.")
+
+
+def engine_text(info: dict[str, Any]) -> str:
+    """'mixedlm 1.3.0: the mixedlm package (...)': the engine, its version and what it is."""
+    engine = str(info.get("engine") or "unknown engine")
+    version = str(info.get("engine_version") or "").strip()
+    described = ENGINE_DESCRIPTIONS.get(engine)
+    return f"{engine} {version}".strip() + (f": {described}" if described else "")
+
+
+def inference_summary(fits: list[dict[str, Any]]) -> dict[str, str]:
+    """The run's sentences on estimation and tests: ``engines`` (engine and version, per model
+    when they differ), ``fixed_tests`` (t with Satterthwaite df or Wald z, per model when they
+    differ), ``contrasts`` (Wald z / χ² for every engine) and ``findings`` (a short form)."""
+    fitted = [f for f in fits if not f.get("fit", {}).get("not_fitted")]
+    names = [f.get("spec", {}).get("name", "?") for f in fitted]
+    infos = [f.get("fit", {}) for f in fitted]
+    by_engine: dict[str, list[str]] = {}
+    for n, i in zip(names, infos):
+        by_engine.setdefault(engine_text(i), []).append(n)
+    if len(by_engine) == 1:
+        engines = next(iter(by_engine))
+    else:
+        engines = "; ".join(f"{e} (models {', '.join(ns)})" for e, ns in by_engine.items())
+    t_models = [n for n, i in zip(names, infos) if satterthwaite(i)]
+    z_models = [n for n, i in zip(names, infos) if not satterthwaite(i)]
+    t_methods = ", ".join(sorted({str(i.get("df_method")) for i in infos if satterthwaite(i)}))
+    if t_models and not z_models:
+        fixed = f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom ({t_methods})."
+        short = "Fixed-effect tests are t tests with Satterthwaite degrees of freedom"
+    elif z_models and not t_models:
+        fixed = "Fixed-effect tests are Wald z tests, without small-sample degrees of freedom."
+        short = "Fixed-effect tests are Wald z tests (no small-sample degrees of freedom)"
+    elif t_models:
+        fixed = (f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom ({t_methods}) for "
+                 f"{', '.join(t_models)}, and Wald z tests without small-sample degrees of freedom for {', '.join(z_models)}.")
+        short = (f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom for {', '.join(t_models)} and "
+                 f"Wald z tests (no small-sample degrees of freedom) for {', '.join(z_models)}")
+    else:
+        fixed = short = "No model was fitted"
+    return {"engines": engines or "no model was fitted", "fixed_tests": fixed, "contrasts": CONTRAST_TESTS,
+            "findings": short + ("; contrasts are Wald z tests." if infos else ".")}
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -291,7 +363,8 @@ def alliance_terms(fit: dict[str, Any], terms: list[str]) -> dict[str, str]:
 
 def model_comparison(fits: list[dict[str, Any]], fixed: list[pd.DataFrame]) -> pd.DataFrame:
     """How the alliance coefficients move across the fitted models: one row per model and
-    alliance term (see ``alliance_terms``), with the model's outcome, data and flags."""
+    alliance term (see ``alliance_terms``), with the model's outcome, data and flags.  ``test`` is
+    t (Satterthwaite df, in ``df``) or z (Wald, no df), as the model's ``fit.df_method``."""
     rows = []
     for f, table in zip(fits, fixed):
         info = f.get("fit", {})
@@ -299,9 +372,11 @@ def model_comparison(fits: list[dict[str, Any]], fixed: list[pd.DataFrame]) -> p
         moderated = set((config.get("moderation") or {}).get("terms") or [])
         reference = ", ".join(f"{c} = {lvl}" for c, lvl in (config.get("categorical") or {}).items())
         roles = alliance_terms(f, list(table["term"]))
+        test = "t" if satterthwaite(info) else "z"
         for r in table.itertuples(index=False):
             if r.term not in roles:
                 continue
+            df = getattr(r, "df", math.nan) if test == "t" else math.nan
             rows.append({
                 "model": f.get("spec", {}).get("name", r.model),
                 "label": f.get("label", ""),
@@ -314,6 +389,8 @@ def model_comparison(fits: list[dict[str, Any]], fixed: list[pd.DataFrame]) -> p
                 "ci_low": r.ci_low,
                 "ci_high": r.ci_high,
                 "p": r.p,
+                "test": test,
+                "df": df,
                 "outcome": f.get("spec", {}).get("outcome", ""),
                 "lme4_formula": f.get("lme4_formula", ""),
                 "method": info.get("method", ""),
@@ -323,7 +400,7 @@ def model_comparison(fits: list[dict[str, Any]], fixed: list[pd.DataFrame]) -> p
                 "boundary": info.get("boundary"),
                 "flags": ";".join(f.get("flags") or []) or "none",
             })
-    columns = ["model", "label", "term", "role", "data", "note", "estimate", "se", "ci_low", "ci_high", "p", "outcome",
+    columns = ["model", "label", "term", "role", "data", "note", "estimate", "se", "ci_low", "ci_high", "p", "test", "df", "outcome",
                "lme4_formula", "method", "n_obs", "n_groups", "converged", "boundary", "flags"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -636,18 +713,27 @@ def reviewer_checklist(
     singular = [n for n, i in zip(names, infos) if i.get("boundary")]
     flagged = [f"{n} ({', '.join(f.get('flags'))})" for n, f in zip(names, fits) if f.get("flags")]
     engines = grouped({n: f"{i.get('engine', '?')} {i.get('engine_version', '')}".strip() for n, i in zip(names, infos)})
+    n_attempts = max((len(i.get("attempts") or []) for i in infos), default=0)
     add(3, "REML or ML; software and version; optimiser; convergence; singular fits", "reported",
         f"Estimation: {grouped({n: i.get('method', '?') for n, i in zip(names, infos)})}. Engine: {engines}. "
-        f"Optimiser kept (best log-likelihood of {max((len(i.get('attempts') or []) for i in infos), default=0)} attempts): "
-        f"{grouped({n: i.get('optimizer', '?') for n, i in zip(names, infos)})}. "
+        + (f"Optimiser kept (best log-likelihood of {n_attempts} attempts): " if n_attempts > 1 else "Optimiser: ")
+        + f"{grouped({n: i.get('optimizer', '?') for n, i in zip(names, infos)})}. "
         f"Not converged: {', '.join(not_converged) or 'none'}. Boundary (singular) fits: {', '.join(singular) or 'none'}. "
         f"Flags: {'; '.join(flagged) or 'none'}. Likelihood-ratio tests of fixed effects need ML fits: "
         + (", ".join(feats["ml"]) if feats["ml"] else "none was fitted with ML, so none is reported."))
-    dfs = sorted({i.get("df_method", "?") for i in infos})
     n_ther = summary.get("therapists")
-    add(4, "Degrees-of-freedom method, or bootstrap", "partly" if any("Wald" in d or "asymptotic" in d for d in dfs) else "reported",
-        f"{'; '.join(dfs)}. No Satterthwaite or Kenward–Roger df (statsmodels has none) and no bootstrap in this run; "
-        f"with {n_ther} therapists, z tests of therapist-level effects may overstate significance.")
+    t_models = [n for n, i in zip(names, infos) if satterthwaite(i)]
+    z_models = [n for n, i in zip(names, infos) if not satterthwaite(i)]
+    df_answer = f"Fixed-effect tests: {grouped({n: i.get('df_method', '?') for n, i in zip(names, infos)})}. "
+    if t_models:
+        df_answer += (f"Small-sample df: yes, Satterthwaite df for {', '.join(t_models)} (t tests; p values and CIs from the "
+                      "t distribution). ")
+    if z_models:
+        df_answer += (f"Small-sample df: no, for {', '.join(z_models)} (Wald z: the engine gives no Satterthwaite or "
+                      f"Kenward–Roger df); with {n_ther} therapists, z tests of therapist-level effects may overstate "
+                      "significance. ")
+    df_answer += "Contrasts, simple slopes and tests of several coefficients are Wald z / χ² with every engine. No bootstrap in this run."
+    add(4, "Degrees-of-freedom method, or bootstrap", "reported" if t_models and not z_models else "partly", df_answer)
     model_effects = {n: f.get("effects") or [] for n, f in zip(names, fits)}
 
     def stats_of(kind: str) -> dict[str, list[dict]]:
@@ -838,6 +924,11 @@ def report_context(
             "lme4_formula": f.get("lme4_formula", ""),
             "lme4_fitted": info.get("formula_lme4_fitted") or f.get("lme4_formula", ""),
             "statsmodels_call": info.get("statsmodels_call"),
+            "satterthwaite": satterthwaite(info),
+            "test_statistic": "t" if satterthwaite(info) else "z",
+            "has_df": satterthwaite(info) and "df" in fx.columns,
+            "fixed_tests": fixed_tests_text(info),
+            "engine_text": engine_text(info),
             "equations": model_equations(
                 spec, patients if data_kind == "patients" and patients is not None else analysis, info.get("n_groups"),
                 roles=config_m.get("roles"), unit="patient" if data_kind == "patients" else "session",
@@ -891,6 +982,7 @@ def report_context(
         "primary": primary_model_ctx,
         "primary_fixed": primary_fixed,
         "flag_meanings": {k: v for k, v in FLAG_MEANINGS.items() if any(k in (m["flags"] or []) for m in models)},
+        "inference": inference_summary(fits),
         "effects": effects_rows,
         "suite_effects": suite_effects(effect_sizes),
         "overall_within": overall_within,

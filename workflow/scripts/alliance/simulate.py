@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import yaml
 
 WAI_ITEMS = [f"wai_{k:02d}" for k in range(1, 13)]
@@ -41,6 +43,8 @@ PHQ9_ITEMS = [f"phq9_{k:02d}" for k in range(1, 10)]
 GAD7_ITEMS = [f"gad7_{k:02d}" for k in range(1, 8)]
 DEMO_SEED = 20261125
 AGE_BANDS = ("18-25", "26-35", "36-45", "46-55", "56-65", "66+")
+#: rows per block when drawing the per-cell random numbers (same stream as one draw; bounds memory)
+_BLOCK_ROWS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -99,15 +103,39 @@ def _pomp_to_total(pomp: np.ndarray, n_items: int, item_max: int) -> np.ndarray:
 
 
 def _split_total_into_items(
-    totals: np.ndarray, n_items: int, item_max: int, rng: np.random.Generator
+    totals: np.ndarray,
+    n_items: int,
+    item_max: int,
+    rng: np.random.Generator,
+    block_rows: int = _BLOCK_ROWS,
 ) -> np.ndarray:
     """Spread each total over items (0..item_max) at random: choose `total` of the
-    n_items*item_max unit slots without replacement and count slots per item."""
+    n_items*item_max unit slots without replacement and count slots per item.
+
+    The chosen slots are those with the `total` smallest of one uniform key per slot.
+    Keys are drawn in blocks of rows (the same random stream as one draw of all rows)
+    and each row's (total+1)-th smallest key is the cut, so that memory stays bounded.
+    """
     n_slots = n_items * item_max
-    keys = rng.random((len(totals), n_slots))
-    ranks = keys.argsort(axis=1).argsort(axis=1)
-    chosen = ranks < totals[:, None]
-    return chosen.reshape(len(totals), n_items, item_max).sum(axis=2)
+    counts = np.empty((len(totals), n_items), dtype=np.int8)
+    for start in range(0, len(totals), block_rows):
+        block = totals[start : start + block_rows]
+        keys = rng.random((len(block), n_slots))
+        ordered = np.empty((len(block), n_slots + 1))
+        ordered[:, :n_slots] = np.sort(keys, axis=1)
+        ordered[:, n_slots] = np.inf
+        cut = np.take_along_axis(ordered, block[:, None].astype(np.intp), axis=1)
+        chosen = (keys < cut).reshape(len(block), n_items, item_max).view(np.int8)
+        counts[start : start + len(block)] = sum(chosen[:, :, k] for k in range(item_max))
+    return counts
+
+
+def _text_column(codes: np.ndarray, labels: list[str]) -> pd.api.extensions.ExtensionArray:
+    """``labels[codes]`` as a pandas string array (the ``str`` dtype of ``astype(str)``),
+    decoded by pyarrow without a Python string object per cell."""
+    dictionary = pa.array(labels, type=pa.large_string())
+    decoded = pa.DictionaryArray.from_arrays(pa.array(codes), dictionary).dictionary_decode()
+    return pd.array(decoded, dtype="str")
 
 
 def simulate_trial(
@@ -130,17 +158,16 @@ def simulate_trial(
     n_t, n_p, max_s = design.n_therapists, design.n_patients, design.max_sessions
 
     # --- therapists: site and the therapy they deliver (a therapist-level variable)
-    therapist_ids = np.array([f"T{k + 1:03d}" for k in range(n_t)])
-    therapist_site = np.array([f"S{(k % design.n_sites) + 1}" for k in range(n_t)])
-    therapist_therapy = np.array(
-        [design.therapies[k % len(design.therapies)] for k in range(n_t)]
-    )
+    therapist_ids = [f"T{k + 1:03d}" for k in range(n_t)]
+    therapist_site = [f"S{(k % design.n_sites) + 1}" for k in range(n_t)]
+    therapist_therapy_code = np.arange(n_t) % len(design.therapies)
+    therapist_therapy = np.array(design.therapies)[therapist_therapy_code]
     alliance_u = rng.normal(0, design.alliance_therapist_sd, n_t)
     outcome_u = rng.normal(0, design.outcome_therapist_sd, n_t)
 
     # --- patients
     patient_therapist = np.repeat(np.arange(n_t), design.patients_per_therapist)
-    patient_ids = np.array([f"P{k + 1:05d}" for k in range(n_p)])
+    patient_ids = [f"P{k + 1:05d}" for k in range(n_p)]
     condition = rng.choice(np.array(design.conditions), n_p)
     expectancy = rng.integers(0, 11, n_p)
     age_band = rng.choice(
@@ -150,7 +177,6 @@ def simulate_trial(
     alliance_v = rng.normal(0, design.alliance_patient_sd, n_p)
     outcome_r0 = rng.normal(0, design.outcome_patient_sd, n_p)
     outcome_r1 = rng.normal(0, design.within_slope_sd, n_p)
-    therapy = therapist_therapy[patient_therapist]
 
     # dropout: a constant per-session hazard, higher for patients with weak alliance
     hazard = 1.0 / (
@@ -164,7 +190,8 @@ def simulate_trial(
 
     # --- session rows (long format); missed sessions leave gaps in session numbers
     row_patient = np.repeat(np.arange(n_p), n_sessions)
-    session = np.concatenate([np.arange(1, k + 1) for k in n_sessions])
+    first_row = np.cumsum(n_sessions) - n_sessions
+    session = np.arange(len(row_patient)) - first_row[row_patient] + 1
     is_last = session == n_sessions[row_patient]
     missed = (
         (session > 1)
@@ -173,10 +200,10 @@ def simulate_trial(
     )
     row_patient, session = row_patient[~missed], session[~missed]
     row_therapist = patient_therapist[row_patient]
-    row_therapy = therapy[row_patient]
+    row_therapy_code = therapist_therapy_code[row_therapist]
     n_rows = len(session)
 
-    growth = np.array([design.alliance_growth[t] for t in row_therapy])
+    growth = np.array([design.alliance_growth[t] for t in design.therapies])[row_therapy_code]
     alliance_latent = (
         design.alliance_intercept
         + growth * (session - 1)
@@ -185,14 +212,12 @@ def simulate_trial(
         + alliance_v[row_patient]
         + rng.normal(0, design.alliance_session_sd, n_rows)
     )
-    wai_items = np.clip(
-        np.rint(
-            alliance_latent[:, None]
-            + rng.normal(0, design.wai_item_noise_sd, (n_rows, len(WAI_ITEMS)))
-        ),
-        1,
-        5,
-    ).astype(int)
+    # clip(rint(latent + item noise), 1, 5), computed in place
+    wai_values = rng.normal(0, design.wai_item_noise_sd, (n_rows, len(WAI_ITEMS)))
+    wai_values += alliance_latent[:, None]
+    np.clip(np.rint(wai_values, out=wai_values), 1, 5, out=wai_values)
+    wai_items = wai_values.astype(np.int8)
+    del wai_values
     wai = wai_items.mean(axis=1)
 
     # centring exactly as methods.md section 4 (patients weigh 1 in therapist means)
@@ -210,7 +235,7 @@ def simulate_trial(
     wai_pm_cwt = wai_pm - wai_tm
     wai_tm_c = wai_tm - grand_mean
 
-    b_within = np.array([design.within_effect[t] for t in row_therapy])
+    b_within = np.array([design.within_effect[t] for t in design.therapies])[row_therapy_code]
     outcome_pomp = (
         design.outcome_intercept
         + design.outcome_session_slope * (session - 1)
@@ -227,31 +252,32 @@ def simulate_trial(
         + 12.0
         + rng.normal(0, design.secondary_noise_sd, n_rows)
     )
-    row_condition = condition[row_patient]
-    depression = row_condition == "depression"
+    depression = (condition == "depression")[row_patient]
     phq_pomp = np.where(depression, outcome_pomp, secondary_pomp)
     gad_pomp = np.where(depression, secondary_pomp, outcome_pomp)
     phq_items = _split_total_into_items(_pomp_to_total(phq_pomp, 9, 3), 9, 3, rng)
     gad_items = _split_total_into_items(_pomp_to_total(gad_pomp, 7, 3), 7, 3, rng)
 
-    sessions = pd.DataFrame(
-        {
-            "site": therapist_site[row_therapist],
-            "therapist": therapist_ids[row_therapist],
-            "patient": patient_ids[row_patient],
-            "session": session.astype(str),
-            "therapy": row_therapy,
-            "condition": row_condition,
-        }
-    )
-    items = np.concatenate([wai_items, phq_items, gad_items], axis=1).astype(str)
+    # The export's columns are all text. Each is held as codes into its labels (item k
+    # is label str(k), a missing item the empty label) and decoded to strings once, after
+    # the mess: no Python string per cell, so the million-row scale data stays fast and small.
     item_names = WAI_ITEMS + PHQ9_ITEMS + GAD7_ITEMS
-    items = np.where(
-        rng.random(items.shape) < design.missing_item_probability, "", items
-    )
-    sessions = pd.concat(
-        [sessions, pd.DataFrame(items, columns=item_names)], axis=1
-    ).astype(str)
+    item_codes = np.concatenate([wai_items, phq_items, gad_items], axis=1)
+    del wai_items, phq_items, gad_items
+    item_labels = ["0", "1", "2", "3", "4", "5", ""]  # WAI-SR items are 1-5, PHQ/GAD 0-3
+    for start in range(0, n_rows, _BLOCK_ROWS):  # one draw per cell, in blocks of rows
+        block = item_codes[start : start + _BLOCK_ROWS]
+        block[rng.random(block.shape) < design.missing_item_probability] = len(item_labels) - 1
+    columns = {
+        "site": (row_therapist, therapist_site),
+        "therapist": (row_therapist, therapist_ids),
+        "patient": (row_patient, patient_ids),
+        "session": (session, [str(k) for k in range(max_s + 1)]),
+        "therapy": (row_therapist, [str(t) for t in therapist_therapy]),
+        "condition": (row_patient, [str(c) for c in condition]),
+    }
+    for j, name in enumerate(item_names):
+        columns[name] = (item_codes[:, j], list(item_labels))
 
     patients = pd.DataFrame(
         {
@@ -264,9 +290,11 @@ def simulate_trial(
         }
     )
 
-    mess = _add_mess(sessions, rng) if design.add_mess else []
-    if design.add_mess:
-        sessions = mess.pop()
+    mess = _add_mess(columns, n_rows, rng) if design.add_mess else []
+    sessions = pd.DataFrame(
+        {name: _text_column(codes, labels) for name, (codes, labels) in columns.items()}
+    )
+    del columns, item_codes
 
     patient_slopes = pd.Series(b_within, index=row_patient).groupby(level=0).first()
     truth = {
@@ -295,18 +323,27 @@ def simulate_trial(
     return sessions, patients, truth
 
 
-def _add_mess(sessions: pd.DataFrame, rng: np.random.Generator) -> list:
-    """Add the faults a real export has; returns [descriptions..., messy_frame]."""
-    messy = sessions.copy()
-    picks = rng.choice(len(messy), 6, replace=False)
+def _add_mess(
+    columns: dict[str, tuple[np.ndarray, list[str]]], n_rows: int, rng: np.random.Generator
+) -> list[dict]:
+    """Add the faults a real export has to the coded text columns (``name -> (codes,
+    labels)``, replaced in place); returns their descriptions."""
+    picks = rng.choice(n_rows, 6, replace=False)
     notes = []
 
+    def text(column: str, row: int) -> str:
+        codes, labels = columns[column]
+        return labels[codes[row]]
+
     def put(row: int, column: str, value: str, what: str) -> None:
-        messy.iloc[row, messy.columns.get_loc(column)] = value
+        codes, labels = columns[column]
+        if value not in labels:
+            labels.append(value)
+        codes[row] = labels.index(value)
         notes.append(
             {
-                "patient": messy.iloc[row]["patient"],
-                "session": messy.iloc[row]["session"],
+                "patient": text("patient", row),
+                "session": text("session", row),
                 "column": column,
                 "value": value,
                 "fault": what,
@@ -318,33 +355,37 @@ def _add_mess(sessions: pd.DataFrame, rng: np.random.Generator) -> list:
     put(picks[2], "phq9_04", "4", "out-of-range item (PHQ-9 items are 0-3)")
     put(picks[3], "phq9_02", "missing", "text code for a missing value")
     put(picks[4], "gad7_03", "refused", "text in a numeric column")
-    duplicate = messy.iloc[[picks[5]]]
+    duplicate = picks[5]
     notes.append(
         {
-            "patient": duplicate.iloc[0]["patient"],
-            "session": duplicate.iloc[0]["session"],
+            "patient": text("patient", duplicate),
+            "session": text("session", duplicate),
             "column": None,
             "value": None,
             "fault": "exact duplicate row",
         }
     )
     # a post-treatment assessment exported with a text session code
-    last = messy.iloc[[picks[5] + 1 if picks[5] + 1 < len(messy) else 0]].copy()
-    last.loc[:, "session"] = "Post-Rx"
+    last = duplicate + 1 if duplicate + 1 < n_rows else 0
     notes.append(
         {
-            "patient": last.iloc[0]["patient"],
+            "patient": text("patient", last),
             "session": "Post-Rx",
             "column": "session",
             "value": "Post-Rx",
             "fault": "text code in the session number column",
         }
     )
-    messy = pd.concat(
-        [messy.iloc[: picks[5] + 1], duplicate, messy.iloc[picks[5] + 1 :], last],
-        ignore_index=True,
+    # rows: ..., the duplicated row, its copy, the rest, then the post-treatment row
+    order = np.concatenate(
+        [np.arange(duplicate + 1), [duplicate], np.arange(duplicate + 1, n_rows), [last]]
     )
-    return notes + [messy]
+    for name, (codes, labels) in columns.items():
+        columns[name] = (codes[order], labels)
+    codes, labels = columns["session"]
+    labels.append("Post-Rx")
+    codes[-1] = len(labels) - 1
+    return notes
 
 
 def _plain(value):
@@ -354,6 +395,33 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """``frame.to_csv(path, index=False, lineterminator="\\n")``: the same bytes, written by
+    pyarrow when every column is text or integer (several times faster on the million-row
+    scale data). Values that pandas would quote (a comma, quote or line break) make pyarrow
+    refuse, and then pandas writes the file."""
+    names = [str(name) for name in frame.columns]
+    plain = len(names) > 1 and not any(set(name) & set(',"\r\n') for name in names)
+    simple = all(
+        isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "iu")
+        for dtype in frame.dtypes
+    )
+    if plain and simple:
+        try:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            with open(path, "wb") as handle:
+                handle.write((",".join(names) + "\n").encode("utf-8"))
+                pa_csv.write_csv(
+                    table,
+                    handle,
+                    pa_csv.WriteOptions(include_header=False, quoting_style="none", eol="\n"),
+                )
+            return
+        except pa.ArrowInvalid:
+            pass
+    frame.to_csv(path, index=False, lineterminator="\n")
 
 
 def write_trial(
@@ -366,8 +434,8 @@ def write_trial(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     sessions, patients, truth = simulate_trial(design, seed)
-    sessions.to_csv(outdir / "sessions.csv", index=False, lineterminator="\n")
-    patients.to_csv(outdir / "patients.csv", index=False, lineterminator="\n")
+    _write_csv(sessions, outdir / "sessions.csv")
+    _write_csv(patients, outdir / "patients.csv")
     header = (
         "# Known truth of the simulated demo trial (alliance.simulate).\n"
         "# Regenerate: python -m alliance.simulate --out data/raw/demo\n"

@@ -10,6 +10,8 @@ engine against the data, and formulas are written by the engine from those names
 Entry points (the step scripts call these, the tests too):
 
 * :func:`check_models` -- cross-reference checks when the workflow loads;
+* :func:`load_model_tables` -- the tables a model job reads: only the columns the model uses
+  (:func:`analysis_columns`), or the patients table alone for a patient-level model;
 * :func:`fit_model` -- one model on the analysis tables -> every table of its directory;
 * :func:`fit_stratum` -- the same model within one therapy x condition stratum;
 * :func:`summarise_effects` -- the forest-plot table and the meta-analysis table.
@@ -34,7 +36,14 @@ from alliance.model_config import (  # re-exported: the suite's config side
     strata,
     stratum_model,
 )
-from alliance.model_data import ModelDataError, model_frame, sample_counts
+from alliance.model_data import (  # analysis_columns, load_model_tables: re-exported, what a model job reads
+    ModelDataError,
+    analysis_columns,
+    load_model_tables,
+    model_frame,
+    sample_counts,
+    spec_columns,
+)
 from alliance.moderation import expand_term, moderated_fixed, simple_slopes, wald_blocks
 
 __all__ = [
@@ -51,17 +60,14 @@ __all__ = [
     "summarise_effects",
     "fit_configured_model",
     "model_columns",
+    "analysis_columns",
+    "load_model_tables",
     "complete_cases",
     "tidy_tables",
 ]
 
 #: flags the suite adds to the engine's (FLAG_NAMES) for strata that could not be fitted
 EXTRA_FLAGS = ("too_few_patients", "too_few_therapists", "fit_failed")
-#: a random-effects covariance matrix whose relative Cholesky factor (lme4's theta) has a diagonal
-#: element at or below this is on the boundary: for one variance this is the engine's criterion
-#: (variance <= 1e-6 x residual variance); for correlated terms it also catches |correlation| -> 1,
-#: which lme4 reports as a singular fit (isSingular) and the engine's |r| >= 1 - 1e-6 can miss
-THETA_BOUNDARY_TOL = 1e-3
 ALLIANCE_EFFECTS_COLUMNS = [
     "level", "label", "term", "estimate", "se", "r", "r_ci_low", "r_ci_high", "n_patients", "n_therapists", "flags",
 ]
@@ -102,12 +108,7 @@ def spec_from_config(model: dict[str, Any]) -> ModelSpec:
 
 def model_columns(spec: ModelSpec) -> list[str]:
     """Every data column a spec uses (outcome, fixed terms, groups, slopes)."""
-    names = [spec.outcome]
-    for term in spec.fixed:
-        names += term.split(":")
-    for term in spec.random:
-        names += [term.group, *term.slopes] + ([term.nested_in] if term.nested_in else [])
-    return list(dict.fromkeys(names))
+    return spec_columns(_spec_dict(spec))
 
 
 def complete_cases(spec: ModelSpec, data: pd.DataFrame) -> pd.DataFrame:
@@ -165,7 +166,7 @@ def _fit_kwargs(model: dict[str, Any], engine: str | None, cross_check: str | No
 
 def _run(
     model: dict[str, Any],
-    analysis: pd.DataFrame,
+    analysis: pd.DataFrame | None,
     patients: pd.DataFrame | None,
     engine: str | None,
     extra_filter: dict[str, str] | None = None,
@@ -201,43 +202,7 @@ def _run(
     used = frame.loc[result.fitted["row"].to_numpy()]
     record.update(sample_counts(used))
     flags = list(result.flags)
-    singular = theta_boundary(result.variance_components)
-    if singular and "boundary" not in flags:
-        flags.append("boundary")
-        flags = [f for f in FLAG_NAMES if f in flags] + [f for f in flags if f not in FLAG_NAMES]
-        record["boundary_note"] = (
-            f"boundary: the random-effects covariance of {', '.join(singular)} is (nearly) singular "
-            f"(a diagonal element of its relative Cholesky factor <= {THETA_BOUNDARY_TOL:g}, e.g. a correlation at -1 or 1); "
-            "lme4 reports such a fit as singular"
-        )
     return ModelRun(model, spec, result, used, record, flags)
-
-
-def theta_boundary(variance_components: pd.DataFrame) -> list[str]:
-    """Random-effects groups whose relative covariance matrix is (nearly) singular.
-
-    For each group, Sigma / sigma^2 is factored as L L' (lme4's theta are the elements of L);
-    the group is on the boundary when a diagonal element of L is <= THETA_BOUNDARY_TOL, or when
-    the matrix is not positive definite.
-
-    >>> vc = pd.DataFrame({"group": ["p", "p", "p", "Residual"], "term": ["Intercept", "x", "Intercept:x", "Residual"],
-    ...                    "variance": [100.0, 0.25, -4.99999, 60.0]})
-    >>> theta_boundary(vc)
-    ['p']
-    """
-    sigma2 = float(variance_components.loc[variance_components["group"] == "Residual", "variance"].iloc[0])
-    out = []
-    for group, (terms, S) in fx._group_covariances(variance_components).items():
-        if not terms:
-            continue
-        try:
-            L = np.linalg.cholesky(S / sigma2)
-            singular = float(np.min(np.diag(L))) <= THETA_BOUNDARY_TOL
-        except np.linalg.LinAlgError:
-            singular = True
-        if singular:
-            out.append(group)
-    return out
 
 
 def _flag_text(flags: list[str]) -> str:
@@ -475,9 +440,6 @@ def _fit_json(run: ModelRun, label: str, context: dict[str, Any], tables: dict[s
     summary["lme4_formula"] = to_lme4_formula(run.spec)
     summary["flags"] = list(run.flags)
     summary["sample"] = run.record
-    if run.result is not None and "boundary" in run.flags and not summary["fit"].get("boundary"):
-        summary["fit"]["boundary"] = True
-        summary["fit"].setdefault("notes", []).append(run.record.get("boundary_note", ""))
     notes = []
     if _uses_symptoms(run.spec):
         notes.append(context.get("outcome_scale_note", ""))
@@ -525,7 +487,7 @@ def _with_levels(model: dict[str, Any], context: dict[str, Any]) -> dict[str, An
 
 def fit_model(
     model: dict[str, Any],
-    analysis: pd.DataFrame,
+    analysis: pd.DataFrame | None,
     patients: pd.DataFrame | None = None,
     context: dict[str, Any] | None = None,
     *,
@@ -539,6 +501,10 @@ def fit_model(
     tests, simple slopes), ``effects`` (effect sizes), ``fit_statistics`` (one row) and ``fit``
     (the fit.json dict).  Flags are on every row.  ``engine`` and ``cross_check`` (a second
     engine that refits the model) are passed to the engine only when given.
+
+    ``analysis`` need hold only the model's :func:`analysis_columns` (None for a patient-level
+    model) and ``patients`` is used only by a patient-level model (None otherwise):
+    :func:`load_model_tables` reads exactly that.
     """
     context = context or {}
     run = _run(_with_levels(model, context), analysis, patients, engine, cross_check=cross_check)
@@ -548,7 +514,7 @@ def fit_model(
 def fit_stratum(
     model: dict[str, Any],
     stratum: str,
-    analysis: pd.DataFrame,
+    analysis: pd.DataFrame | None,
     patients: pd.DataFrame | None = None,
     context: dict[str, Any] | None = None,
     *,

@@ -31,6 +31,20 @@ def demo_config() -> dict:
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
+def clean_demo(config: dict | None = None):
+    """The demo data (or ``config``'s, paths relative to the repository) through the intake stage."""
+    sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+    from alliance.clean import clean_dataset
+
+    config = config or demo_config()
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return clean_dataset(config["dataset"], config["analysis"], config["cleaning"], config["instruments"])
+    finally:
+        os.chdir(cwd)
+
+
 def run_snakemake(workdir: Path, config: dict, *targets: str, cores: int = 2) -> subprocess.CompletedProcess:
     """Run the workflow in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
     config_path = workdir / "config.yaml"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import doctest
 import json
-import os
 import warnings
 
 import pandas as pd
@@ -21,7 +20,7 @@ from alliance import figures, outputs, suite
 from alliance.model_data import ID_COLUMNS, analysis_columns, load_model_tables, spec_columns
 from alliance.outputs import read_columns, write_parquet
 from alliance.report import model_equations
-from conftest import ROOT, demo_config
+from conftest import clean_demo, demo_config
 
 CONFIG = demo_config()
 CONTEXT = suite.model_context(CONFIG)
@@ -36,15 +35,8 @@ COMPARED = ("fixed", "variance", "contrasts", "effects", "fit_statistics")
 @pytest.fixture(scope="module")
 def clean_files(tmp_path_factory):
     """The demo data through the intake stage, written as the clean rule writes them."""
-    from alliance.clean import clean_dataset
-
     folder = tmp_path_factory.mktemp("clean")
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        clean = clean_dataset(CONFIG["dataset"], CONFIG["analysis"], CONFIG["cleaning"], CONFIG["instruments"])
-    finally:
-        os.chdir(cwd)
+    clean = clean_demo(CONFIG)
     write_parquet(clean.sessions, folder / "analysis.parquet")
     write_parquet(clean.patients, folder / "patients.parquet")
     return folder / "analysis.parquet", folder / "patients.parquet"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 import yaml
 
-from alliance.clean import clean_dataset
 from alliance.suite import fit_configured_model
-from conftest import ROOT, demo_config
+from conftest import ROOT, clean_demo, demo_config
 
 TRUTH = yaml.safe_load((ROOT / "data/raw/demo/TRUTH.yaml").read_text())
 
@@ -17,12 +15,7 @@ TRUTH = yaml.safe_load((ROOT / "data/raw/demo/TRUTH.yaml").read_text())
 @pytest.fixture(scope="module")
 def demo_clean():
     config = demo_config()
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        return config, clean_dataset(config["dataset"], config["analysis"], config["cleaning"], config["instruments"])
-    finally:
-        os.chdir(cwd)
+    return config, clean_demo(config)
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from alliance.suite import fit_model, fit_stratum, model_context, strata  # noqa: E402
-from conftest import demo_config  # noqa: E402
+from conftest import clean_demo, demo_config  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 REFERENCE = ROOT / "tests" / "reference" / "suite"
@@ -83,17 +83,7 @@ PATIENT_COLUMNS = [
 
 def export_demo_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     """The compact exports, made from the demo data by the intake stage."""
-    import os
-
-    from alliance.clean import clean_dataset
-
-    config = demo_config()
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        clean = clean_dataset(config["dataset"], config["analysis"], config["cleaning"], config["instruments"])
-    finally:
-        os.chdir(cwd)
+    clean = clean_demo()
     return clean.sessions[SESSION_COLUMNS].copy(), clean.patients[PATIENT_COLUMNS].copy()
 
 

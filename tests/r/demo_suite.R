@@ -41,12 +41,8 @@ script_arg <- grep("^--file=", commandArgs(trailingOnly = FALSE), value = TRUE)
 script_dir <- if (length(script_arg)) dirname(normalizePath(sub("^--file=", "", script_arg[[1]]))) else "tests/r"
 data_dir <- normalizePath(file.path(script_dir, "..", "data"))
 
-ctrl <- lmerControl(
-  optimizer = "nloptwrap",
-  optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-14, xtol_rel = 1e-12, ftol_rel = 1e-14, maxeval = 1e5),
-  calc.derivs = TRUE,
-  check.conv.singular = .makeCC(action = "ignore", tol = 1e-4)
-)
+source(file.path(script_dir, "reference_common.R"))
+ctrl <- tight_control(check.conv.singular = .makeCC(action = "ignore", tol = 1e-4))
 
 sessions <- read.csv(file.path(data_dir, "demo_analysis.csv"), stringsAsFactors = FALSE)
 patients <- read.csv(file.path(data_dir, "demo_patients.csv"), stringsAsFactors = FALSE)
@@ -72,7 +68,7 @@ for (col in names(factor_levels)) {
   patients[[col]] <- relevel(factor(patients[[col]]), ref = factor_levels[[col]][1])
 }
 py_term <- function(term) {
-  term <- sub("^\\(Intercept\\)$", "Intercept", term)
+  term <- plain_term(term)
   parts <- strsplit(term, ":", fixed = TRUE)[[1]]
   for (col in names(factor_levels)) {
     for (lev in factor_levels[[col]]) {
@@ -144,24 +140,9 @@ r2_mumin <- function(fit) {
 
 reference <- function(m, d) {
   fit <- lmerTest::lmer(as.formula(m$formula), data = d, REML = TRUE, control = ctrl)
-  co <- summary(fit)$coefficients
   V <- as.matrix(vcov(fit))
-  fixed <- lapply(seq_len(nrow(co)), function(k) list(
-    term = py_term(rownames(co)[k]),
-    estimate = unname(co[k, "Estimate"]),
-    se = unname(co[k, "Std. Error"]),
-    df_satterthwaite = unname(co[k, "df"]),
-    t = unname(co[k, "t value"]),
-    p_satterthwaite = unname(co[k, "Pr(>|t|)"])
-  ))
-  vc <- as.data.frame(VarCorr(fit))
-  varcor <- lapply(seq_len(nrow(vc)), function(k) list(
-    grp = vc$grp[k],
-    var1 = if (is.na(vc$var1[k])) NULL else sub("^\\(Intercept\\)$", "Intercept", vc$var1[k]),
-    var2 = if (is.na(vc$var2[k])) NULL else sub("^\\(Intercept\\)$", "Intercept", vc$var2[k]),
-    vcov = vc$vcov[k],
-    sdcor = vc$sdcor[k]
-  ))
+  fixed <- fixed_rows(fit, py_term)
+  varcor <- varcor_rows(fit)
   ll <- logLik(fit)
   out <- list(
     name = m$name,
@@ -182,15 +163,9 @@ reference <- function(m, d) {
     vcov_terms = I(vapply(colnames(V), py_term, "")),
     varcor = varcor,
     r2 = r2_mumin(fit),
-    software = list(
-      R = R.version.string,
-      lme4 = as.character(packageVersion("lme4")),
-      lmerTest = as.character(packageVersion("lmerTest")),
-      optimizer = "nloptwrap (BOBYQA), xtol_abs 1e-12, ftol_abs 1e-14"
-    )
+    software = software_info()
   )
-  writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null", na = "null"),
-             file.path(outdir, paste0(m$name, ".json")))
+  write_reference(out, outdir, m$name)
 }
 
 for (m in models) {

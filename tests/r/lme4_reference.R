@@ -38,11 +38,8 @@ script_arg <- grep("^--file=", commandArgs(trailingOnly = FALSE), value = TRUE)
 script_dir <- if (length(script_arg)) dirname(normalizePath(sub("^--file=", "", script_arg[[1]]))) else "tests/r"
 data_dir <- normalizePath(file.path(script_dir, "..", "data"))
 
-ctrl <- lmerControl(
-  optimizer = "nloptwrap",
-  optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-14, xtol_rel = 1e-12, ftol_rel = 1e-14, maxeval = 1e5),
-  calc.derivs = TRUE
-)
+source(file.path(script_dir, "reference_common.R"))
+ctrl <- tight_control()
 
 data("sleepstudy", package = "lme4")
 if (!is.null(export_csv)) {
@@ -87,28 +84,13 @@ na_null <- function(x) if (is.na(x)) NULL else x
 
 for (m in models) {
   fit <- lmerTest::lmer(as.formula(m$formula), data = m$df, REML = m$reml, control = ctrl)
-  co <- summary(fit)$coefficients
   V <- as.matrix(vcov(fit))
-  fixed <- lapply(seq_len(nrow(co)), function(k) list(
-    term = sub("^\\(Intercept\\)$", "Intercept", rownames(co)[k]),
-    estimate = unname(co[k, "Estimate"]),
-    se = unname(co[k, "Std. Error"]),
-    df_satterthwaite = unname(co[k, "df"]),
-    t = unname(co[k, "t value"]),
-    p_satterthwaite = unname(co[k, "Pr(>|t|)"])
-  ))
-  vc <- as.data.frame(VarCorr(fit))
-  varcor <- lapply(seq_len(nrow(vc)), function(k) list(
-    grp = vc$grp[k],
-    var1 = if (is.na(vc$var1[k])) NULL else sub("^\\(Intercept\\)$", "Intercept", vc$var1[k]),
-    var2 = if (is.na(vc$var2[k])) NULL else sub("^\\(Intercept\\)$", "Intercept", vc$var2[k]),
-    vcov = vc$vcov[k],
-    sdcor = vc$sdcor[k]
-  ))
+  fixed <- fixed_rows(fit)
+  varcor <- varcor_rows(fit)
   re <- as.data.frame(ranef(fit, condVar = TRUE))
   ranef_rows <- lapply(seq_len(nrow(re)), function(k) list(
     grp = as.character(re$grpvar[k]),
-    term = sub("^\\(Intercept\\)$", "Intercept", as.character(re$term[k])),
+    term = plain_term(as.character(re$term[k])),
     level = as.character(re$grp[k]),
     condval = re$condval[k],
     condsd = re$condsd[k]
@@ -131,16 +113,10 @@ for (m in models) {
     convergence_messages = as.list(fit@optinfo$conv$lme4$messages),
     fixed = fixed,
     vcov_fixed = unname(V),
-    vcov_terms = I(sub("^\\(Intercept\\)$", "Intercept", colnames(V))),
+    vcov_terms = I(plain_term(colnames(V))),
     varcor = varcor,
     ranef = ranef_rows,
-    software = list(
-      R = R.version.string,
-      lme4 = as.character(packageVersion("lme4")),
-      lmerTest = as.character(packageVersion("lmerTest")),
-      optimizer = "nloptwrap (BOBYQA), xtol_abs 1e-12, ftol_abs 1e-14"
-    )
+    software = software_info()
   )
-  writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null", na = "null"),
-             file.path(outdir, paste0(m$name, ".json")))
+  write_reference(out, outdir, m$name)
 }

@@ -147,6 +147,34 @@ def test_trajectories_sample_patients_and_draw_the_means(trial):
     plt.close(figure)
 
 
+def test_within_between_samples_points_but_fits_lines_to_every_patient(trial):
+    """At routine-monitoring size the between-patient panel shows a seeded sample of patients
+    per therapy type; each least-squares line still uses every patient (the title says so)."""
+    data = trial["analysis"]
+    means = data.groupby("patient").agg(alliance=("alliance", "mean"), symptoms=("symptoms", "mean"),
+                                        therapy=("therapy", "first")).dropna()
+    cap = 3
+    figure = F.within_between(data, within_slope=-8.0, seed=2, max_patients_per_group=cap)
+    right = figure.axes[1]
+    therapies = sorted(means["therapy"].unique())
+    points = [c for c in right.collections if isinstance(c, PathCollection)]
+    assert [len(c.get_offsets()) for c in points] == [min(cap, (means["therapy"] == t).sum()) for t in therapies]
+    assert f"lines use all {len(means):,}" in right.get_title()
+    coloured = [line for line in right.lines if line.get_color() != "white"]
+    for line, therapy in zip(coloured, therapies):
+        group = means[means["therapy"] == therapy]
+        slope = np.polyfit(group["alliance"], group["symptoms"], 1)[0]
+        x, y = line.get_xdata(), line.get_ydata()
+        assert (y[-1] - y[0]) / (x[-1] - x[0]) == pytest.approx(slope)
+    again = F.within_between(data, within_slope=-8.0, seed=2, max_patients_per_group=cap)
+    assert np.array_equal(points[0].get_offsets(), [c for c in again.axes[1].collections
+                                                    if isinstance(c, PathCollection)][0].get_offsets())
+    unsampled = F.within_between(data, within_slope=-8.0, seed=2)
+    assert "shown" not in unsampled.axes[1].get_title()
+    for fig in (figure, again, unsampled):
+        plt.close(fig)
+
+
 def test_patient_sample_is_seeded_and_capped():
     rng = np.random.default_rng(0)
     n_patients, sessions = 2400, 16

@@ -189,7 +189,7 @@ def trajectories(
                 mm = model_means[model_means["therapy"] == therapy]
                 ax.plot(mm["session"], mm["mean"], color="#000000", lw=1.4, ls="--", label=model_label)
             n_total = data.loc[data["therapy"].astype(str) == therapy, "patient"].nunique()
-            ax.set_title(f"{therapy} ({len(shown[therapy])} of {n_total} patients drawn)")
+            ax.set_title(f"{therapy} ({len(shown[therapy]):,} of {n_total:,} patients drawn)")
             ax.set_xlabel("Session")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.autoscale_view()
@@ -213,13 +213,15 @@ def within_between(
     within_slope: float | None = None,
     seed: int = 0,
     max_points: int = 20000,
+    max_patients_per_group: int = 1000,
 ) -> plt.Figure:
     """Two panels: the within-patient association (person-mean-centred alliance and
     symptoms, all therapy types) and the between-patient scatter of patient means by
     therapy type with a least-squares line each.
 
-    Large datasets are sampled to ``max_points`` session rows (seeded) so the figure
-    stays readable; fitted lines use all rows.
+    Large datasets are sampled (seeded) so the figure stays readable: at most ``max_points``
+    session rows on the left and ``max_patients_per_group`` patients per therapy type on the
+    right (the panel title says so); fitted lines use every row and every patient.
     """
     with plt.rc_context(STYLE):
         figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
@@ -236,15 +238,24 @@ def within_between(
         means = data.groupby("patient").agg(
             alliance=("alliance", "mean"), symptoms=("symptoms", "mean"), therapy=("therapy", "first")
         ).dropna()
-        for colour, (therapy, group) in zip(OKABE_ITO, sorted(means.groupby("therapy"), key=lambda kv: kv[0])):
-            right.scatter(group["alliance"], group["symptoms"], s=8, alpha=0.5, color=colour, linewidths=0, label=therapy)
+        groups = sorted(means.groupby("therapy"), key=lambda kv: kv[0])
+        sampled = any(len(group) > max_patients_per_group for _, group in groups)
+        for colour, (therapy, group) in zip(OKABE_ITO, groups):
+            shown_group = group.sample(n=max_patients_per_group, random_state=seed) if len(group) > max_patients_per_group else group
+            right.scatter(shown_group["alliance"], shown_group["symptoms"], s=8, alpha=0.35 if sampled else 0.5,
+                          color=colour, linewidths=0, label=therapy)
+        for colour, (therapy, group) in zip(OKABE_ITO, groups):  # lines over every group's points
             if len(group) > 2:
                 slope, intercept = np.polyfit(group["alliance"], group["symptoms"], 1)
-                grid = np.linspace(group["alliance"].min(), group["alliance"].max(), 20)
-                right.plot(grid, intercept + slope * grid, color=colour, lw=2)
+                grid = np.linspace(group["alliance"].quantile(0.01), group["alliance"].quantile(0.99), 20)
+                right.plot(grid, intercept + slope * grid, color="white", lw=4, zorder=3)
+                right.plot(grid, intercept + slope * grid, color=colour, lw=2, zorder=4)
         right.set_xlabel("Patient mean alliance")
         right.set_ylabel("Patient mean symptoms")
-        right.set_title("Between patients, by therapy type")
+        title = "Between patients, by therapy type"
+        if sampled:
+            title += f"\n({max_patients_per_group:,} random patients per type shown; lines use all {len(means):,})"
+        right.set_title(title)
         right.legend(frameon=False, title=None)
         figure.tight_layout()
     return figure

@@ -1,7 +1,12 @@
 """Snakemake step (rule fit_model): fit one model of the suite, write its tables."""
 
 import logging
+import os
 import sys
+
+# mixedlm's Rust thread pool gets the job's threads, as Snakemake does for BLAS/OpenMP (it does
+# not set RAYON_NUM_THREADS): no oversubscription when jobs run side by side, one reduction order
+os.environ.setdefault("RAYON_NUM_THREADS", str(snakemake.threads))  # noqa: F821
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")

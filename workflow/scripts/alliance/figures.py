@@ -305,7 +305,7 @@ def alliance_forest(effects: pd.DataFrame, benchmark: dict = BENCHMARK) -> plt.F
             labels = [
                 f"{LEVELS[lvl]}: {lab}" if lvl != "overall" else "Overall" for lvl, lab in zip(sub["level"], sub["label"])
             ]
-            labels = [f"{lab} (n = {int(n)})" if pd.notna(n) else lab for lab, n in zip(labels, sub.get("n_patients", [np.nan] * len(sub)))]
+            labels = [f"{lab} (n = {int(n):,})" if pd.notna(n) else lab for lab, n in zip(labels, sub.get("n_patients", [np.nan] * len(sub)))]
             ax.set_yticks(y, labels)
             ax.set_ylim(-0.8, len(sub) - 0.2)
             ax.set_xlabel("r between alliance and symptom improvement")
@@ -412,7 +412,7 @@ def missing_data(data: pd.DataFrame, patients: pd.DataFrame) -> plt.Figure:
     with plt.rc_context(STYLE):
         figure, (left, right) = plt.subplots(1, 2, figsize=(9.4, 3.6))
         for (therapy, condition), arm in table.groupby(["therapy", "condition"], sort=True):
-            label = f"{therapy}, {condition} (n = {int(arm['n_arm'].iloc[0])})"
+            label = f"{therapy}, {condition} (n = {int(arm['n_arm'].iloc[0]):,})"
             left.plot(arm["session"], arm["pct_outcome"], color=colours[therapy], ls=styles[condition], lw=1.5, label=label)
             right.plot(arm["session"], arm["pct_missing_in_treatment"], color=colours[therapy], ls=styles[condition], lw=1.5, marker="o", ms=2.5)
         left.set_ylim(0, 102)

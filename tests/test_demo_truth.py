@@ -18,11 +18,15 @@ def demo_clean():
     return config, clean_demo(config)
 
 
-@pytest.fixture(scope="module")
-def same_session(demo_clean):
+#: the pipeline's default engine (the demo config's run.engine) and the reference Python engine
+ENGINES = [demo_config()["run"]["engine"], "statsmodels"]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def same_session(demo_clean, request):
     config, clean = demo_clean
     model = next(m for m in config["models"] if m["name"] == "same_session")
-    return fit_configured_model(model, clean.sessions)
+    return fit_configured_model(model, clean.sessions, engine=request.param)
 
 
 def test_within_patient_effect_within_two_standard_errors_of_truth(same_session):

@@ -16,7 +16,7 @@ stratum of the stratified models (``fit_stratum``; case ``<model>/<stratum>``), 
 
 Each (size, case, engine, repetition) runs in a fresh subprocess with 1 BLAS / Rust thread
 (``--threads``).  It reads the cached tables as the fit jobs do (``load_model_tables``: the model's
-columns only; the whole tables if the suite has no such function) and times only the
+columns only) and times only the
 ``fit_model``/``fit_stratum`` call (engine import and mixedlm's first-call costs included):
 wall, CPU (this process plus its children, i.e. R), peak RSS (ru_maxrss of this process and of its
 children).  For lme4 the call includes R start-up (~2 s) and the data transfer; "lme4 in-R s" is
@@ -101,7 +101,7 @@ def worker(size: str, case: str, engine: str, configfile: str) -> dict:
     config = demo_config(configfile)
     model, stratum = suite_cases(config)[case]
     context = model_context(config)
-    analysis, patients, read_as = load_suite(size, model)
+    analysis, patients = load_suite(size, model)
     timings: list[dict] = []
     _engine_timings(engine, timings)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -120,7 +120,7 @@ def worker(size: str, case: str, engine: str, configfile: str) -> dict:
     fixed = tables["fixed"]
     variance = tables["variance"]
     return {
-        "size": size, "case": case, "engine": engine, "tables_read_with": read_as,
+        "size": size, "case": case, "engine": engine,
         "n_obs": fit["sample"].get("n_obs"), "n_patients": fit["sample"].get("n_patients"),
         "n_therapists": fit["sample"].get("n_therapists"),
         "seconds": seconds, "cpu_seconds": cpu,
@@ -206,7 +206,7 @@ def summarise(size: str, case: str, runs: dict[str, list[dict]]) -> dict:
         r0 = ok[0]
         row.update({
             "n_obs": r0["n_obs"], "n_patients": r0["n_patients"], "n_therapists": r0["n_therapists"],
-            f"{engine}_reps": len(ok), "tables_read_with": r0.get("tables_read_with", ""),
+            f"{engine}_reps": len(ok),
             f"{engine}_s": statistics.median(r["seconds"] for r in ok),
             f"{engine}_cpu_s": statistics.median(r["cpu_seconds"] for r in ok),
             f"{engine}_fit_s": statistics.median(_num(r["engine_fit_s"]) for r in ok),
@@ -264,8 +264,7 @@ def print_tables(rows: list[dict], load: list[float]) -> None:
               f"| {_f(max((r.get('fixed_rel_diff', float('nan')) for r in both), default=float('nan'), key=_nan_low), '.1e')} "
               f"| {_f(max((r.get('vc_rel_diff', float('nan')) for r in both), default=float('nan'), key=_nan_low), '.1e')} "
               f"| {_f(max((r.get('corr_abs_diff', float('nan')) for r in both), default=float('nan'), key=_nan_low), '.1e')} | | |")
-    read = sorted({r.get("tables_read_with", "") for r in rows} - {""})
-    print(f"\nPeak memory per size (max over cases; ru_maxrss of the fit process, tables read with {' / '.join(read)}, "
+    print("\nPeak memory per size (max over cases; ru_maxrss of the fit process, tables read with load_model_tables, "
           "and of R); CPU seconds include R's:\n")
     print("| size | largest model rows | mixedlm: Python GB | lme4: Python GB | lme4: R GB | CPU s mixedlm / lme4 (sum) "
           "| mixedlm's own fit + df s (sum) / lme4 in-R s (sum) |")

@@ -133,20 +133,14 @@ def suite_meta(size: str, seed: int = SEED, refresh: bool = False) -> dict:
     return build_suite(size, seed)
 
 
-def load_suite(size: str, model: dict | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str]:
+def load_suite(size: str, model: dict) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """The cached analysis and patients tables of one size, read as rules fit_model and
     fit_stratum read them for ``model`` (``alliance.suite.load_model_tables``: only the model's
-    columns), or whole if there is no model or no such function.  Third item: how they were read."""
+    columns, or the patients table alone for a patient-level model)."""
+    from alliance.suite import load_model_tables
+
     d = suite_dir(size)
-    if model is not None:
-        try:
-            from alliance.suite import load_model_tables
-        except ImportError:
-            pass
-        else:
-            analysis, patients = load_model_tables(model, d / "analysis.parquet", d / "patients.parquet")
-            return analysis, patients, "load_model_tables"
-    return pd.read_parquet(d / "analysis.parquet"), pd.read_parquet(d / "patients.parquet"), "whole tables"
+    return load_model_tables(model, d / "analysis.parquet", d / "patients.parquet")
 
 
 if __name__ == "__main__":

@@ -244,8 +244,7 @@ def within_between(
             shown_group = group.sample(n=max_patients_per_group, random_state=seed) if len(group) > max_patients_per_group else group
             right.scatter(shown_group["alliance"], shown_group["symptoms"], s=8, alpha=0.35 if sampled else 0.5,
                           color=colour, linewidths=0, label=therapy)
-        for colour, (therapy, group) in zip(OKABE_ITO, groups):  # lines over every group's points
-            if len(group) > 2:
+            if len(group) > 2:  # zorder: the lines lie over every group's points
                 slope, intercept = np.polyfit(group["alliance"], group["symptoms"], 1)
                 grid = np.linspace(group["alliance"].quantile(0.01), group["alliance"].quantile(0.99), 20)
                 right.plot(grid, intercept + slope * grid, color="white", lw=4, zorder=3)

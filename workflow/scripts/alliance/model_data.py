@@ -289,6 +289,11 @@ def _parts(term: str) -> list[str]:
     return str(term).split(":")
 
 
+def _random_columns(terms: list[dict[str, Any]]) -> list[str]:
+    """The grouping, ``nested_in`` and slope columns of random-effects terms (config or fit.json form)."""
+    return [c for t in terms for c in (t["group"], *([t["nested_in"]] if t.get("nested_in") else []), *(t.get("slopes") or []))]
+
+
 def analysis_columns(model: dict[str, Any]) -> list[str]:
     """The columns of the analysis table (``analysis.parquet``) one config model needs.
 
@@ -321,8 +326,7 @@ def analysis_columns(model: dict[str, Any]) -> list[str]:
     for term in moderated_fixed(list(model.get("fixed") or []), model.get("moderation")):
         names += _parts(term)
     names += [str(c) for c in (model.get("categorical") or {})]
-    for term in model.get("random") or []:
-        names += [term["group"], *([term["nested_in"]] if term.get("nested_in") else []), *(term.get("slopes") or [])]
+    names += _random_columns(model.get("random") or [])
     centred = [str(c) for c in (model.get("centre") or [])]
     names += centred
     spec = model.get("filter") or {}
@@ -346,8 +350,7 @@ def spec_columns(spec: dict[str, Any]) -> list[str]:
     names: list[str] = [spec["outcome"]] if spec.get("outcome") else []
     for term in spec.get("fixed") or []:
         names += _parts(term)
-    for term in spec.get("random") or []:
-        names += [term["group"], *([term["nested_in"]] if term.get("nested_in") else []), *(term.get("slopes") or [])]
+    names += _random_columns(spec.get("random") or [])
     return list(dict.fromkeys(names))
 
 

@@ -159,6 +159,12 @@ def satterthwaite(info: dict[str, Any]) -> bool:
     return "satterthwaite" in str(info.get("df_method") or "").lower()
 
 
+def split_by_test(names: list[str], infos: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The models whose fixed-effect tests are t with Satterthwaite df, and those that are Wald z."""
+    return ([n for n, i in zip(names, infos) if satterthwaite(i)],
+            [n for n, i in zip(names, infos) if not satterthwaite(i)])
+
+
 def fixed_tests_text(info: dict[str, Any]) -> str:
     """One model's sentence on its fixed-effect tests, from fit.json's ``fit`` (``df_method``)."""
     method = info.get("df_method") or "method not recorded"
@@ -191,8 +197,7 @@ def inference_summary(fits: list[dict[str, Any]]) -> dict[str, str]:
         engines = next(iter(by_engine))
     else:
         engines = "; ".join(f"{e} (models {', '.join(ns)})" for e, ns in by_engine.items())
-    t_models = [n for n, i in zip(names, infos) if satterthwaite(i)]
-    z_models = [n for n, i in zip(names, infos) if not satterthwaite(i)]
+    t_models, z_models = split_by_test(names, infos)
     t_methods = ", ".join(sorted({str(i.get("df_method")) for i in infos if satterthwaite(i)}))
     if t_models and not z_models:
         fixed = f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom ({t_methods})."
@@ -722,8 +727,7 @@ def reviewer_checklist(
         f"Flags: {'; '.join(flagged) or 'none'}. Likelihood-ratio tests of fixed effects need ML fits: "
         + (", ".join(feats["ml"]) if feats["ml"] else "none was fitted with ML, so none is reported."))
     n_ther = summary.get("therapists")
-    t_models = [n for n, i in zip(names, infos) if satterthwaite(i)]
-    z_models = [n for n, i in zip(names, infos) if not satterthwaite(i)]
+    t_models, z_models = split_by_test(names, infos)
     df_answer = f"Fixed-effect tests: {grouped({n: i.get('df_method', '?') for n, i in zip(names, infos)})}. "
     if t_models:
         df_answer += (f"Small-sample df: yes, Satterthwaite df for {', '.join(t_models)} (t tests; p values and CIs from the "
@@ -924,11 +928,9 @@ def report_context(
             "lme4_formula": f.get("lme4_formula", ""),
             "lme4_fitted": info.get("formula_lme4_fitted") or f.get("lme4_formula", ""),
             "statsmodels_call": info.get("statsmodels_call"),
-            "satterthwaite": satterthwaite(info),
             "test_statistic": "t" if satterthwaite(info) else "z",
             "has_df": satterthwaite(info) and "df" in fx.columns,
             "fixed_tests": fixed_tests_text(info),
-            "engine_text": engine_text(info),
             "equations": model_equations(
                 spec, patients if data_kind == "patients" and patients is not None else analysis, info.get("n_groups"),
                 roles=config_m.get("roles"), unit="patient" if data_kind == "patients" else "session",

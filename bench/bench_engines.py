@@ -49,7 +49,7 @@ MODELS = {
 
 
 def spec(model: str):
-    from alliance.engine import ModelSpec, RandomTerm
+    from alliance.engines.spec import ModelSpec, RandomTerm
 
     m = MODELS[model]
     return ModelSpec(model, "symptoms", m["fixed"], tuple(RandomTerm(g, slopes=s, nested_in=n) for g, s, n in m["random"]))
@@ -61,7 +61,7 @@ def worker(engine: str, size: str, model: str) -> None:
 
     from model_data import load
 
-    from alliance.engine import fit
+    from alliance.engines.dispatch import fit
 
     data = load(size)
     warnings.simplefilter("ignore")

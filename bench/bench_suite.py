@@ -7,10 +7,10 @@ same data in the same run (issue #6).
 
 Data (bench/model_data.py ``load_suite``, cached under bench/out/data/suite_<size>/): the pipeline's
 simulator (TrialDesign with 17 / 171 / 857 therapists x 100 patients, add_mess=False, seed 20261125)
-and the pipeline's cleaning (``alliance.clean.clean_dataset`` with the config's dataset, analysis
+and the pipeline's cleaning (``alliance.intake.clean.clean_dataset`` with the config's dataset, analysis
 and cleaning sections): the analysis and patients tables the fit jobs read.
 
-Cases: every enabled model of the config's ``models`` (``alliance.suite.fit_model``) and every
+Cases: every enabled model of the config's ``models`` (``alliance.models.suite.fit_model``) and every
 stratum of the stratified models (``fit_stratum``; case ``<model>/<stratum>``), with
 ``model_context(config)``, as the pipeline's rules fit_model and fit_stratum call them.
 
@@ -54,7 +54,7 @@ VC_FLOOR_SHARE = 1e-4
 
 def suite_cases(config: dict) -> dict[str, tuple[dict, str | None]]:
     """case name -> (model config, stratum or None): every enabled model, then its strata."""
-    from alliance.suite import model_context, strata
+    from alliance.models.suite import model_context, strata
 
     labels = model_context(config)["labels"]
     models = [m for m in config["models"] if m.get("enabled", True)]
@@ -75,10 +75,8 @@ def _engine_timings(engine: str, sink: list) -> None:
     (the engine module's fit_engine; the suite's tables round to 10 digits)."""
     import importlib
 
-    from alliance.engine import ENGINE_MODULES
+    from alliance.engines.dispatch import ENGINE_MODULES
 
-    if not ENGINE_MODULES.get(engine):
-        return  # statsmodels: built into alliance.engine, no phases recorded
     module = importlib.import_module(ENGINE_MODULES[engine])
     inner = module.fit_engine
 
@@ -96,7 +94,7 @@ def worker(size: str, case: str, engine: str, configfile: str) -> dict:
 
     from model_data import demo_config, load_suite
 
-    from alliance.suite import fit_model, fit_stratum, model_context
+    from alliance.models.suite import fit_model, fit_stratum, model_context
 
     config = demo_config(configfile)
     model, stratum = suite_cases(config)[case]

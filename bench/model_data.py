@@ -2,7 +2,7 @@
 
 * :func:`load` (bench/bench_engines.py): a model-ready frame without the cleaning stage.
 * :func:`load_suite` (bench/bench_suite.py): the analysis and patients tables of the pipeline's
-  cleaning stage (``alliance.clean.clean_dataset`` with the demo config), i.e. what the fit jobs read.
+  cleaning stage (``alliance.intake.clean.clean_dataset`` with the demo config), i.e. what the fit jobs read.
 
 The columns of :func:`load` are those the model stage uses, computed as in methods.md section 4:
 ``symptoms`` (POMP of the condition's primary measure), ``session_c`` (session - 1),
@@ -94,7 +94,7 @@ def build_suite(size: str, seed: int = SEED, config: dict | None = None) -> dict
     """Simulate ``size`` (TrialDesign, add_mess=False), write the lab files to a temp dir, run the
     pipeline's cleaning on them with the config's dataset/analysis/cleaning sections, and write
     ``analysis.parquet`` and ``patients.parquet`` (as rule clean_data does) plus ``meta.json``."""
-    from alliance.clean import clean_dataset
+    from alliance.intake.clean import clean_dataset
     from alliance.outputs import write_parquet
 
     config = config or demo_config()
@@ -135,9 +135,9 @@ def suite_meta(size: str, seed: int = SEED, refresh: bool = False) -> dict:
 
 def load_suite(size: str, model: dict) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """The cached analysis and patients tables of one size, read as rules fit_model and
-    fit_stratum read them for ``model`` (``alliance.suite.load_model_tables``: only the model's
+    fit_stratum read them for ``model`` (``alliance.models.suite.load_model_tables``: only the model's
     columns, or the patients table alone for a patient-level model)."""
-    from alliance.suite import load_model_tables
+    from alliance.models.suite import load_model_tables
 
     d = suite_dir(size)
     return load_model_tables(model, d / "analysis.parquet", d / "patients.parquet")

@@ -1,18 +1,14 @@
-"""Shared fixtures: paths, a small simulated trial, and a Snakemake runner."""
+"""Fixtures and collection hooks; plain helpers live in testkit.py."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+from testkit import demo_config
 
 
 def pytest_collection_modifyitems(config, items):
@@ -24,36 +20,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(
                 pytest.mark.skip(reason="Rscript not found (apt-get install r-base-core r-cran-lme4 r-cran-lmertest)")
             )
-
-
-def demo_config() -> dict:
-    """The shipped demo configuration, as a dict."""
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-
-
-def clean_demo(config: dict | None = None):
-    """The demo data (or ``config``'s, paths relative to the repository) through the intake stage."""
-    sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
-    from alliance.clean import clean_dataset
-
-    config = config or demo_config()
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        return clean_dataset(config["dataset"], config["analysis"], config["cleaning"], config["instruments"])
-    finally:
-        os.chdir(cwd)
-
-
-def run_snakemake(workdir: Path, config: dict, *targets: str, cores: int = 2) -> subprocess.CompletedProcess:
-    """Run the workflow in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
-    config_path = workdir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [
-        str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(config_path), "--cores", str(cores), "--quiet", "rules", *targets,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from alliance.simulate import (
     simulate_trial,
     write_trial,
 )
-from conftest import ROOT
+from testkit import ROOT
 
 DEMO = ROOT / "data" / "raw" / "demo"
 

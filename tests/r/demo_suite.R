@@ -47,7 +47,7 @@ ctrl <- tight_control(check.conv.singular = .makeCC(action = "ignore", tol = 1e-
 sessions <- read.csv(file.path(data_dir, "demo_analysis.csv"), stringsAsFactors = FALSE)
 patients <- read.csv(file.path(data_dir, "demo_patients.csv"), stringsAsFactors = FALSE)
 
-# --- derived variables (definitions: config/README.md, models; alliance/model_data.py) --------
+# --- derived variables (definitions: config/README.md, models; alliance/models/data.py) --------
 # expectancy_c: expectancy minus the grand mean of patient means (each patient weight 1)
 pm_exp <- tapply(sessions$expectancy, sessions$patient, mean)
 sessions$expectancy_c <- sessions$expectancy - mean(pm_exp, na.rm = TRUE)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from alliance.config import check_config  # noqa: E402
-from alliance.report import BrowserNotFound, find_browser  # noqa: E402
+from alliance.intake.config import check_config  # noqa: E402
+from alliance.report.core import BrowserNotFound, find_browser  # noqa: E402
 
 check_config(config)
 

@@ -1,9 +1,9 @@
-# The model suite (config `models`, checked by alliance.model_config.check_models): one job per model,
+# The model suite (config `models`, checked by alliance.models.config.check_models): one job per model,
 # one job per stratum of a stratified model ({stratum}: the therapy x condition label
 # combinations of dataset.labels, known before any data are read, plus `all`), then the
-# effect-size tables of the forest plot and of meta-analyses. Logic: alliance.suite (fits),
-# alliance.model_config (checks, strata; imported here without the engine).
-from alliance.model_config import check_models, model_context, strata  # noqa: E402
+# effect-size tables of the forest plot and of meta-analyses. Logic: alliance.models.suite (fits),
+# alliance.models.config (checks, strata; imported here without the engine).
+from alliance.models.config import check_models, model_context, strata  # noqa: E402
 
 check_models(config)
 MODEL_CONTEXT = model_context(config)

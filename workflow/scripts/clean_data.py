@@ -11,9 +11,9 @@ console = sys.stderr
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
 
-from alliance.clean import clean_dataset  # noqa: E402
-from alliance.config import ConfigError  # noqa: E402
-from alliance.errors import InputError  # noqa: E402
+from alliance.intake.clean import clean_dataset  # noqa: E402
+from alliance.intake.config import ConfigError  # noqa: E402
+from alliance.intake.findings import InputError  # noqa: E402
 from alliance.outputs import write_csv, write_json, write_parquet  # noqa: E402
 
 try:

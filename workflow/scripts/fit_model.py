@@ -13,7 +13,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s
 logging.captureWarnings(True)
 
 from alliance.outputs import write_csv, write_json, write_parquet  # noqa: E402
-from alliance.suite import fit_model, load_model_tables  # noqa: E402
+from alliance.models.suite import fit_model, load_model_tables  # noqa: E402
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 # only the columns the model uses (a patient-level model: the patients table alone)

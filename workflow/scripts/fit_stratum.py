@@ -15,7 +15,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s
 logging.captureWarnings(True)
 
 from alliance.outputs import write_csv, write_json  # noqa: E402
-from alliance.suite import fit_stratum, load_model_tables  # noqa: E402
+from alliance.models.suite import fit_stratum, load_model_tables  # noqa: E402
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 stratum = snakemake.wildcards.stratum  # noqa: F821

@@ -6,7 +6,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from alliance.figures import BENCHMARK, alliance_forest, save  # noqa: E402
+from alliance.report.figures import BENCHMARK, alliance_forest, save  # noqa: E402
 
 effects = pd.read_csv(snakemake.input.effects)  # noqa: F821
 benchmark = {**BENCHMARK, **snakemake.params.benchmark}  # noqa: F821

@@ -6,7 +6,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from alliance.figures import model_diagnostics, save  # noqa: E402
+from alliance.report.figures import model_diagnostics, save  # noqa: E402
 
 inp = snakemake.input  # noqa: F821
 residuals = pd.read_parquet(inp.residuals)

@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from alliance.figures import MISSING_DATA_COLUMNS, MISSING_DATA_PATIENT_COLUMNS, missing_data, save  # noqa: E402
+from alliance.report.figures import MISSING_DATA_COLUMNS, MISSING_DATA_PATIENT_COLUMNS, missing_data, save  # noqa: E402
 from alliance.outputs import read_columns  # noqa: E402
 
 data = read_columns(snakemake.input.analysis, MISSING_DATA_COLUMNS)  # noqa: F821

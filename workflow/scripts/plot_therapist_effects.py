@@ -6,7 +6,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from alliance.figures import save, therapist_caterpillar  # noqa: E402
+from alliance.report.figures import save, therapist_caterpillar  # noqa: E402
 
 random_effects = pd.read_csv(snakemake.input.random_effects, dtype={"level": str})  # noqa: F821
 params = snakemake.params  # noqa: F821

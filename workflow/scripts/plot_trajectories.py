@@ -6,7 +6,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from alliance.figures import model_implied_means, save, trajectories, trajectory_columns  # noqa: E402
+from alliance.report.figures import model_implied_means, save, trajectories, trajectory_columns  # noqa: E402
 from alliance.outputs import read_columns  # noqa: E402
 
 params = snakemake.params  # noqa: F821

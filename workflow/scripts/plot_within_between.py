@@ -6,7 +6,7 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from alliance.figures import WITHIN_BETWEEN_COLUMNS, save, within_between  # noqa: E402
+from alliance.report.figures import WITHIN_BETWEEN_COLUMNS, save, within_between  # noqa: E402
 from alliance.outputs import read_columns  # noqa: E402
 
 data = read_columns(snakemake.input.analysis, WITHIN_BETWEEN_COLUMNS)  # noqa: F821

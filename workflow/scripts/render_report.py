@@ -9,10 +9,10 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from alliance.instruments import load_registry  # noqa: E402
-from alliance.model_data import report_analysis_columns  # noqa: E402
+from alliance.intake.instruments import load_registry  # noqa: E402
+from alliance.models.data import report_analysis_columns  # noqa: E402
 from alliance.outputs import read_columns, write_csv  # noqa: E402
-from alliance.report import (  # noqa: E402
+from alliance.report.core import (  # noqa: E402
     BrowserNotFound,
     browser_version,
     find_browser,

@@ -4,6 +4,6 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 
-from alliance.report import html_to_pdf  # noqa: E402
+from alliance.report.core import html_to_pdf  # noqa: E402
 
 html_to_pdf(snakemake.input.html, snakemake.output.pdf, snakemake.params.browser)  # noqa: F821

@@ -10,7 +10,7 @@ from pathlib import Path  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from alliance.outputs import write_csv  # noqa: E402
-from alliance.report import model_comparison, table1  # noqa: E402
+from alliance.report.core import model_comparison, table1  # noqa: E402
 
 inp = snakemake.input  # noqa: F821
 patients = pd.read_parquet(inp.patients)

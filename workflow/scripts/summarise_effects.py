@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from alliance.outputs import write_csv  # noqa: E402
-from alliance.suite import summarise_effects  # noqa: E402
+from alliance.models.suite import summarise_effects  # noqa: E402
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 

@@ -1,0 +1,46 @@
+"""Helpers shared by the tests: paths, the demo configuration, the intake on it, a Snakemake runner.
+
+Imported as ``from testkit import ...`` (``tests/`` is on pytest's pythonpath); fixtures stay in
+``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+def demo_config() -> dict:
+    """The shipped demo configuration, as a dict."""
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def clean_demo(config: dict | None = None):
+    """The demo data (or ``config``'s, paths relative to the repository) through the intake stage."""
+    sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+    from alliance.intake.clean import clean_dataset
+
+    config = config or demo_config()
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return clean_dataset(config["dataset"], config["analysis"], config["cleaning"], config["instruments"])
+    finally:
+        os.chdir(cwd)
+
+
+def run_snakemake(workdir: Path, config: dict, *targets: str, cores: int = 2) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
+    config_path = workdir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [
+        str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(config_path), "--cores", str(cores), "--quiet", "rules", *targets,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, cwd=workdir)

@@ -1,0 +1,1 @@
+"""Intake stage: read a lab's export, screen identifiers, validate, score, derive."""

@@ -1,0 +1,193 @@
+"""Checks of the run configuration that a JSON schema cannot express.
+
+The schema (workflow/schemas/config.schema.yaml) checks types, allowed values and
+unknown keys when the workflow loads; :func:`check_config` then checks that the
+pieces refer to each other correctly (a measure named in ``analysis`` exists, an
+instrument id is in the registry, model names are unique ...), so that a lab's
+mistake stops the run before any job starts, with a message naming the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alliance.intake.instruments import Instrument, InstrumentRegistryError, load_registry
+
+
+class ConfigError(ValueError):
+    """A configuration mistake; the message names the key."""
+
+
+def item_columns(measure: dict[str, Any], n_items: int) -> list[str]:
+    """Item column names of a measure: an explicit list, or a ``{item}`` template.
+
+    The template is filled with the item number only (the schema admits nothing
+    but ``{item}`` or ``{item:02d}``), so no config text is ever evaluated.
+
+    >>> item_columns({"items": "wai_{item:02d}"}, 3)
+    ['wai_01', 'wai_02', 'wai_03']
+    """
+    items = measure["items"]
+    if isinstance(items, list):
+        return [str(c) for c in items]
+    return [items.format(item=k) for k in range(1, n_items + 1)]
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Raise ConfigError on the first cross-reference mistake in a validated config."""
+    check_dataset_config(
+        config["dataset"], config["analysis"], config.get("cleaning") or {}, config.get("instruments") or {}
+    )
+
+    names = [m["name"] for m in config["models"]]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"models: duplicated model name(s) {', '.join(duplicates)}")
+    if not any(m.get("enabled", True) for m in config["models"]):
+        raise ConfigError("models: every model is disabled; enable at least one")
+
+
+def load_instruments(instruments: dict[str, Any] | None) -> dict[str, Instrument]:
+    """The registry merged with the config's own instruments; a bad entry is a ConfigError."""
+    try:
+        return load_registry(instruments or None)
+    except InstrumentRegistryError as error:
+        raise ConfigError(f"instruments: {error}") from None
+
+
+def measure_columns(measure: dict[str, Any], instrument: Instrument) -> list[str]:
+    """The lab's columns a measure reads: its item columns, or its supplied score column."""
+    if "items" in measure:
+        return item_columns(measure, instrument.n_items)
+    return [str(measure["total"])]
+
+
+def check_dataset_config(
+    dataset: dict[str, Any],
+    analysis: dict[str, Any],
+    cleaning: dict[str, Any] | None = None,
+    instruments: dict[str, Any] | None = None,
+) -> dict[str, Instrument]:
+    """Cross-reference checks of the dataset, analysis and cleaning parts; returns the registry.
+
+    Called when the workflow loads (through :func:`check_config`) and again by the
+    intake stage, so that a mistake is reported with the key that causes it.
+    """
+    cleaning = cleaning or {}
+    registry = load_instruments(instruments)
+    measures = dataset["measures"]
+
+    for key, measure in measures.items():
+        instrument = measure["instrument"]
+        if instrument not in registry:
+            raise ConfigError(
+                f"dataset.measures.{key}.instrument: unknown instrument {instrument!r}; "
+                f"known: {', '.join(sorted(registry))} (or declare it under `instruments`)"
+            )
+        if isinstance(measure.get("items"), list):
+            n_given, n_expected = len(measure["items"]), registry[instrument].n_items
+            if n_given != n_expected:
+                raise ConfigError(
+                    f"dataset.measures.{key}.items lists {n_given} columns but "
+                    f"{instrument} has {n_expected} items"
+                )
+        if "items" in measure and "score" in measure:
+            raise ConfigError(
+                f"dataset.measures.{key}.score: says what a supplied `total` column holds; "
+                "a measure given by `items` is scored by the pipeline (remove `score`)"
+            )
+
+    # every column of the sessions file is read for one purpose only
+    used: dict[str, str] = {}
+    readers = [(f"dataset.columns.{c}", lab) for c, lab in dataset["columns"].items()]
+    for key, measure in measures.items():
+        field = "items" if "items" in measure else "total"
+        columns = measure_columns(measure, registry[measure["instrument"]])
+        readers += [(f"dataset.measures.{key}.{field}", column) for column in columns]
+    for where, column in readers:
+        if column in used and used[column] != where:
+            raise ConfigError(f"{where}: column {column!r} is already used by {used[column]}")
+        used.setdefault(column, where)
+
+    alliance_key = analysis["alliance_measure"]
+    if alliance_key not in measures:
+        raise ConfigError(
+            f"analysis.alliance_measure: {alliance_key!r} is not a key of dataset.measures "
+            f"({', '.join(measures)})"
+        )
+    alliance_instrument = registry[measures[alliance_key]["instrument"]]
+    if alliance_instrument.construct != "alliance":
+        raise ConfigError(
+            f"analysis.alliance_measure: {alliance_key!r} is {alliance_instrument.id}, which measures "
+            f"{alliance_instrument.construct}, not the alliance"
+        )
+    conditions = set(dataset["labels"]["condition"])
+    for condition, key in analysis["outcome_by_condition"].items():
+        if condition not in conditions:
+            raise ConfigError(
+                f"analysis.outcome_by_condition: {condition!r} is not a canonical condition "
+                f"of dataset.labels.condition ({', '.join(sorted(conditions))})"
+            )
+        if key not in measures:
+            raise ConfigError(
+                f"analysis.outcome_by_condition.{condition}: {key!r} is not a key of "
+                f"dataset.measures ({', '.join(measures)})"
+            )
+        if registry[measures[key]["instrument"]].construct == "alliance":
+            raise ConfigError(
+                f"analysis.outcome_by_condition.{condition}: {key!r} is an alliance measure "
+                f"({measures[key]['instrument']}), not a symptom outcome"
+            )
+    missing_conditions = conditions - set(analysis["outcome_by_condition"])
+    if missing_conditions:
+        raise ConfigError(
+            "analysis.outcome_by_condition has no primary outcome for "
+            + ", ".join(sorted(missing_conditions))
+        )
+    outcome_instruments = {
+        measures[key]["instrument"] for key in analysis["outcome_by_condition"].values()
+    }
+    if analysis.get("outcome_scale", "pomp") == "raw" and len(outcome_instruments) > 1:
+        raise ConfigError(
+            "analysis.outcome_scale: 'raw' puts different measures ("
+            + ", ".join(sorted(outcome_instruments))
+            + ") on one axis; choose pomp or baseline_z"
+        )
+
+    for kind in ("therapy", "condition"):
+        seen: dict[str, str] = {}
+        for canonical, spellings in dataset["labels"][kind].items():
+            for spelling in spellings:
+                text = str(spelling)
+                if text in seen and seen[text] != canonical:
+                    raise ConfigError(
+                        f"dataset.labels.{kind}: {text!r} maps to both "
+                        f"{seen[text]!r} and {canonical!r}"
+                    )
+                seen[text] = canonical
+
+    patient_columns = dataset.get("patient_columns") or {}
+    if patient_columns and not dataset.get("patients"):
+        raise ConfigError(
+            "dataset.patient_columns: given, but dataset.patients names no patients file"
+        )
+    if dataset.get("patients") and patient_columns and "patient" not in patient_columns:
+        raise ConfigError("dataset.patient_columns.patient: required when a patients file is given")
+    to_days = (cleaning.get("deidentification") or {}).get("dates_to_days") or []
+    if len(to_days) > 1:
+        raise ConfigError(
+            "cleaning.deidentification.dates_to_days: lists "
+            f"{len(to_days)} columns ({', '.join(to_days)}); one date column of the sessions file "
+            "becomes days_since_intake"
+        )
+    if to_days and "days_since_intake" in dataset["columns"]:
+        raise ConfigError(
+            "cleaning.deidentification.dates_to_days: makes days_since_intake from "
+            f"{to_days[0]!r}, but dataset.columns.days_since_intake maps it as well; keep one"
+        )
+    for column in to_days:
+        if column in used:
+            raise ConfigError(
+                f"cleaning.deidentification.dates_to_days: column {column!r} is already used by {used[column]}"
+            )
+    return registry

@@ -1,0 +1,1 @@
+"""Model stage: the suite's config checks, model data, fits, moderation and effect sizes."""

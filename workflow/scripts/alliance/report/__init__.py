@@ -1,0 +1,1 @@
+"""Report stage: figures, the report's context and wording, tables, HTML and PDF."""

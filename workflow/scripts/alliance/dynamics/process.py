@@ -88,6 +88,14 @@ class ProcessParams:
         sx, sy, r = self.intercept_sd_x, self.intercept_sd_y, self.intercept_corr
         return np.array([[sx * sx, r * sx * sy], [r * sx * sy, sy * sy]])
 
+    @property
+    def intercept_factor(self) -> np.ndarray:
+        """Lower-triangular F with F F' = Phi (valid also when an intercept SD is 0)."""
+        sx, sy, r = self.intercept_sd_x, self.intercept_sd_y, self.intercept_corr
+        if sx < 0 or sy < 0 or not -1.0 <= r <= 1.0:
+            raise ValueError("intercept SDs must be >= 0 and intercept_corr in [-1, 1]")
+        return np.array([[sx, 0.0], [r * sy, sy * np.sqrt(1.0 - r * r)]])
+
 
 @dataclass(frozen=True)
 class DropoutParams:
@@ -165,14 +173,24 @@ def _truth(params: ProcessParams, q: np.ndarray, s: np.ndarray, intercepts_suppl
         "innovation_cov": q.tolist(),
         "within_cov": s.tolist(),
         "spectral_radius": spectral_radius(b),
-        "long_run": {"x->x": float(lr[0, 0]), "y->x": float(lr[0, 1]), "x->y": float(lr[1, 0]), "y->y": float(lr[1, 1])},
+        "long_run": {
+            "x->x": float(lr[0, 0]),
+            "y->x": float(lr[0, 1]),
+            "x->y": float(lr[1, 0]),
+            "y->y": float(lr[1, 1]),
+        },
         "means_x": (params.mean_x + params.trend_x * (sessions - 1)).tolist(),
         "means_y": (params.mean_y + params.trend_y * (sessions - 1)).tolist(),
         "intercepts_supplied": intercepts_supplied,
     }
     riclpm = {
-        "alpha": b[0, 0], "beta": b[0, 1], "gamma": b[1, 0], "delta": b[1, 1],
-        "var_wx1": s[0, 0], "var_wy1": s[1, 1], "cov_wx1_wy1": s[0, 1],
+        "alpha": b[0, 0],
+        "beta": b[0, 1],
+        "gamma": b[1, 0],
+        "delta": b[1, 1],
+        "var_wx1": s[0, 0],
+        "var_wy1": s[1, 1],
+        "cov_wx1_wy1": s[0, 1],
     }
     for t in range(2, params.n_sessions + 1):
         riclpm.update({f"var_u{t}": q[0, 0], f"var_v{t}": q[1, 1], f"cov_u{t}_v{t}": q[0, 1]})
@@ -197,6 +215,20 @@ def _draw_dropout(x: np.ndarray, y: np.ndarray, dropout: DropoutParams, rng: np.
         leave = uniforms[:, t] < 1.0 / (1.0 + np.exp(-logit))
         observed[:, t] = observed[:, t - 1] & ~leave
     return observed
+
+
+def _check_size(n_patients: int | None, intercepts: np.ndarray | None) -> int:
+    """Number of patients, from ``n_patients`` and/or the shape of the supplied intercepts."""
+    if intercepts is None:
+        if n_patients is None or n_patients < 1:
+            raise ValueError("n_patients must be a positive integer when intercepts are not supplied")
+        return int(n_patients)
+    intercepts = np.asarray(intercepts, dtype=float)
+    if intercepts.ndim != 2 or intercepts.shape[1] != 2:
+        raise ValueError("intercepts must have shape (n_patients, 2)")
+    if n_patients is not None and n_patients != intercepts.shape[0]:
+        raise ValueError(f"n_patients={n_patients} but intercepts has {intercepts.shape[0]} rows")
+    return int(intercepts.shape[0])
 
 
 def simulate_process(
@@ -246,26 +278,18 @@ def simulate_process(
     ((12, 4), -0.5882)
     """
     k = int(params.n_sessions)
-    supplied = intercepts is not None
     if k < 2:
         raise ValueError("n_sessions must be >= 2")
-    if intercepts is not None:
-        intercepts = np.asarray(intercepts, dtype=float)
-        if intercepts.ndim != 2 or intercepts.shape[1] != 2:
-            raise ValueError("intercepts must have shape (n_patients, 2)")
-        if n_patients is not None and n_patients != intercepts.shape[0]:
-            raise ValueError(f"n_patients={n_patients} but intercepts has {intercepts.shape[0]} rows")
-        n = intercepts.shape[0]
-    else:
-        if n_patients is None or n_patients < 1:
-            raise ValueError("n_patients must be a positive integer when intercepts are not supplied")
-        n = int(n_patients)
+    supplied = intercepts is not None
+    n = _check_size(n_patients, intercepts)
     b = params.paths
     q = _innovation_covariance(b, params.innovation_corr)
     s = stationary_covariance(b, q)
 
-    if not supplied:
-        intercepts = rng.standard_normal((n, 2)) @ np.linalg.cholesky(params.intercept_cov).T
+    if supplied:
+        intercepts = np.asarray(intercepts, dtype=float)
+    else:
+        intercepts = rng.standard_normal((n, 2)) @ params.intercept_factor.T
     within = np.empty((n, k, 2))
     within[:, 0, :] = rng.standard_normal((n, 2)) @ np.linalg.cholesky(s).T
     shocks = rng.standard_normal((n, k - 1, 2)) @ np.linalg.cholesky(q).T
@@ -283,12 +307,14 @@ def simulate_process(
     if ids.shape != (n,):
         raise ValueError("patient_ids must have one label per patient")
     keep = observed.reshape(-1)
-    data = pd.DataFrame({
-        "patient": np.repeat(ids, k)[keep],
-        "session": np.tile(sessions, n)[keep],
-        "alliance_score": x.reshape(-1)[keep],
-        "symptom_score": y.reshape(-1)[keep],
-    }).reset_index(drop=True)
+    data = pd.DataFrame(
+        {
+            "patient": np.repeat(ids, k)[keep],
+            "session": np.tile(sessions, n)[keep],
+            "alliance_score": x.reshape(-1)[keep],
+            "symptom_score": y.reshape(-1)[keep],
+        }
+    ).reset_index(drop=True)
 
     truth = _truth(params, q, s, intercepts_supplied=supplied)
     truth["n_patients"] = n

@@ -68,6 +68,15 @@ class RICLPMSpec:
         self.loadings = np.zeros((self.p, 2))
         self.loadings[:waves, 0] = 1.0
         self.loadings[waves:, 1] = 1.0
+        # cell index arrays per kind, for the vectorised Jacobian and gradient
+        self._cells = {}
+        for kind in ("path", "phi", "psi", "mean"):
+            ks, iis, js = [], [], []
+            for k, par in enumerate(self.params):
+                if par.kind == kind:
+                    for i, j in par.cells:
+                        ks.append(k), iis.append(i), js.append(j)
+            self._cells[kind] = (np.array(ks, dtype=int), np.array(iis, dtype=int), np.array(js, dtype=int))
 
     def within(self, var: int, t: int) -> int:
         """Index of the within component of variable ``var`` (0 = x, 1 = y) at wave ``t`` (1-based)."""
@@ -135,20 +144,33 @@ class RICLPMSpec:
         """(d_mu (q, p), d_sigma (q, p, p)): derivatives of mu and Sigma with respect to theta."""
         a, c, lam = parts["A"], parts["C"], self.loadings
         d_mu = np.zeros((self.q, self.p))
+        k, i, _ = self._cells["mean"]
+        d_mu[k, i] = 1.0
         d_sigma = np.zeros((self.q, self.p, self.p))
-        for k, par in enumerate(self.params):
-            for i, j in par.cells:
-                if par.kind == "mean":
-                    d_mu[k, i] = 1.0
-                    continue
-                if par.kind == "path":
-                    m = np.outer(a[:, i], c[j, :])
-                    d_sigma[k] += m + m.T
-                    continue
-                cols = lam if par.kind == "phi" else a
-                m = np.outer(cols[:, i], cols[:, j])
-                d_sigma[k] += m if i == j else m + m.T
+        k, i, j = self._cells["path"]
+        m = a[:, i].T[:, :, None] * c[j, :][:, None, :]  # outer(A_i, C_j) per cell
+        np.add.at(d_sigma, k, m + m.transpose(0, 2, 1))
+        for kind, cols in (("phi", lam), ("psi", a)):
+            k, i, j = self._cells[kind]
+            m = cols[:, i].T[:, :, None] * cols[:, j].T[:, None, :]
+            m = np.where((i == j)[:, None, None], m, m + m.transpose(0, 2, 1))
+            np.add.at(d_sigma, k, m)
         return d_mu, d_sigma
+
+    def gradient(self, parts: dict[str, np.ndarray], g_mu: np.ndarray, g_sigma: np.ndarray) -> np.ndarray:
+        """dlogL/dtheta from the moment derivatives (g_mu, G = dlogL/dSigma, symmetric) without the Jacobian:
+        ``(L'GL)_ab``, ``(A'GA)_ij`` (twice for a covariance) and ``2 (A'GC)_ij`` for a path."""
+        a, c, lam = parts["A"], parts["C"], self.loadings
+        grad = np.zeros(self.q)
+        k, i, _ = self._cells["mean"]
+        grad[k] = g_mu[i]
+        ga = g_sigma @ a
+        k, i, j = self._cells["path"]
+        np.add.at(grad, k, 2.0 * (ga.T @ c)[i, j])
+        for kind, m in (("phi", lam.T @ g_sigma @ lam), ("psi", a.T @ ga)):
+            k, i, j = self._cells[kind]
+            np.add.at(grad, k, np.where(i == j, 1.0, 2.0) * m[i, j])
+        return grad
 
     # ------------------------------------------------------------------ starting values
     def start_from_moments(self, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -157,10 +179,12 @@ class RICLPMSpec:
         k = self.waves
         var_scale = np.diag(cov)
         lag2 = [(s, t) for s in range(k) for t in range(k) if abs(s - t) >= 2]
-        phi = np.array([
-            [np.mean([cov[s, t] for s, t in lag2]), np.mean([cov[s, k + t] for s, t in lag2])],
-            [0.0, np.mean([cov[k + s, k + t] for s, t in lag2])],
-        ])
+        phi = np.array(
+            [
+                [np.mean([cov[s, t] for s, t in lag2]), np.mean([cov[s, k + t] for s, t in lag2])],
+                [0.0, np.mean([cov[k + s, k + t] for s, t in lag2])],
+            ]
+        )
         phi[1, 0] = phi[0, 1]
         floor = 0.05 * np.array([var_scale[:k].mean(), var_scale[k:].mean()])
         phi[0, 0], phi[1, 1] = max(phi[0, 0], floor[0]), max(phi[1, 1], floor[1])
@@ -199,12 +223,21 @@ class RICLPMSpec:
         k = self.waves
         var = np.diag(cov)
         values: dict[str, float] = {
-            "var_RIx": 0.5 * var[:k].mean(), "var_RIy": 0.5 * var[k:].mean(), "cov_RIx_RIy": 0.0,
-            "var_wx1": 0.5 * var[0], "var_wy1": 0.5 * var[k], "cov_wx1_wy1": 0.0,
+            "var_RIx": 0.5 * var[:k].mean(),
+            "var_RIy": 0.5 * var[k:].mean(),
+            "cov_RIx_RIy": 0.0,
+            "var_wx1": 0.5 * var[0],
+            "var_wy1": 0.5 * var[k],
+            "cov_wx1_wy1": 0.0,
         }
         for t in range(2, k + 1):
-            values.update({f"var_u{t}": 0.5 * var[t - 1] * (1 - paths**2), f"var_v{t}": 0.5 * var[k + t - 1] * (1 - paths**2),
-                           f"cov_u{t}_v{t}": 0.0})
+            values.update(
+                {
+                    f"var_u{t}": 0.5 * var[t - 1] * (1 - paths**2),
+                    f"var_v{t}": 0.5 * var[k + t - 1] * (1 - paths**2),
+                    f"cov_u{t}_v{t}": 0.0,
+                }
+            )
             values.update({f"alpha{t}": paths, f"beta{t}": 0.0, f"gamma{t}": 0.0, f"delta{t}": paths})
         values.update({"alpha": paths, "beta": 0.0, "gamma": 0.0, "delta": paths})
         for par in self.params:
@@ -218,10 +251,15 @@ class RICLPMSpec:
 
         Paths: est * sd(predictor) / sd(outcome), with the model-implied SDs of the within
         components; variances of exogenous components 1, innovation variances the unexplained
-        proportion; covariances scaled by the (residual) variances (lavaan's cov.std = TRUE);
+        proportion; covariances scaled by the absolute (residual) variances (lavaan's cov.std =
+        TRUE); a variance over a non-positive total variance is NaN (lavaan's NA);
         intercepts divided by the implied SD of the observed variable.
         """
         c, phi, psi, sigma = parts["C"], parts["phi"], parts["psi"], parts["sigma"]
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN where a variance is <= 0, as lavaan
+            return self._standardized(theta, c, phi, psi, sigma)
+
+    def _standardized(self, theta, c, phi, psi, sigma) -> list[np.ndarray]:
         out = []
         for value, par in zip(theta, self.params):
             vals = []
@@ -233,10 +271,10 @@ class RICLPMSpec:
                 else:
                     m = phi if par.kind == "phi" else psi
                     total = phi if par.kind == "phi" else c
-                    if i == j:
-                        vals.append(value / total[i, i])
-                    else:
-                        vals.append(value / np.sqrt(m[i, i] * m[j, j]))
+                    if i == j:  # est / (sd * sd): NaN for a non-positive total variance, as lavaan
+                        vals.append(value / np.sqrt(total[i, i]) ** 2)
+                    else:  # lavaan takes abs() of the (residual) variances here (Heywood cases)
+                        vals.append(value / np.sqrt(abs(m[i, i]) * abs(m[j, j])))
             out.append(np.array(vals))
         return out
 

@@ -5,14 +5,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 CONFIG ?= config/config.yaml
+# workflow/scripts on the Python path: the package `alliance` and the logger plugin `alliance`
+# (workflow/scripts/snakemake_logger_plugin_alliance), the console of make run: one line per step
+SCRIPTS   := PYTHONPATH=$(CURDIR)/workflow/scripts
+SNAKEMAKE := $(SCRIPTS) $(BIN)/snakemake --workflow-profile profiles/default --logger alliance --cores $(CORES)
+# after an interrupted run: the stale lock removed (when no Snakemake runs here), said what is redone
+RECOVER   := $(SCRIPTS) $(BIN)/python -m alliance.console recover
 
-.PHONY: run test clean-data lint bench help clean
+.PHONY: run test test-slow clean-data lint bench help clean
 
 help:
-	@echo "make run     set up .venv and run the whole pipeline on the demo data -> reports/demo/report.html"
-	@echo "make test    set up .venv with test tools and run the test suite"
+	@echo "make run         set up .venv and run the whole pipeline on the demo data -> reports/demo/report.html"
+	@echo "make test        set up .venv with test tools and run the test suite (without the slow tests)"
+	@echo "make test-slow   the slow tests: many-replication recovery studies, live R references"
 	@echo "make clean-data  run only the intake/cleaning stage (check a new dataset)"
-	@echo "make bench   run the benchmarks under bench/ (slow)"
+	@echo "make lint        snakemake --lint, snakefmt --check and ruff check"
+	@echo "make bench       run the benchmarks under bench/ (slow)"
 
 $(BIN)/.run-stamp: requirements/run.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or call make PYTHON=/path/to/python3.11"; exit 1; }
@@ -26,21 +34,29 @@ $(BIN)/.test-stamp: $(BIN)/.run-stamp requirements/test.txt
 	touch $@
 
 run: $(BIN)/.run-stamp
-	mkdir -p reports
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+	@mkdir -p reports
+	@$(RECOVER)
+	$(SNAKEMAKE) --configfile $(CONFIG)
 
+# the target comes before --configfile, which takes several values (a target after it is read as a config file)
 clean-data: $(BIN)/.run-stamp
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) clean_all
+	@$(RECOVER)
+	$(SNAKEMAKE) clean_all --configfile $(CONFIG)
 
+# the markers are pyproject.toml's (-m 'not slow'); test-slow runs the rest
 test: $(BIN)/.test-stamp
 	$(BIN)/python -m pytest
+
+test-slow: $(BIN)/.test-stamp
+	$(BIN)/python -m pytest -m slow
 
 bench: $(BIN)/.test-stamp
 	$(BIN)/python bench/run_benchmarks.py
 
 lint: $(BIN)/.test-stamp
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
-	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakefmt --check Snakefile workflow/Snakefile workflow/rules
+	$(BIN)/ruff check
 
 clean:
-	rm -rf results/* reports/* logs .snakemake
+	rm -rf results/* reports/* logs benchmarks .snakemake

@@ -54,10 +54,11 @@ VC_FLOOR_SHARE = 1e-4
 
 def suite_cases(config: dict) -> dict[str, tuple[dict, str | None]]:
     """case name -> (model config, stratum or None): every enabled model, then its strata."""
-    from alliance.models.suite import model_context, strata
+    from alliance.models.config import model_context, strata
 
     labels = model_context(config)["labels"]
-    models = [m for m in config["models"] if m.get("enabled", True)]
+    # the mixed models (an RI-CLPM, type: riclpm, has its own benchmark: bench/bench_riclpm.py)
+    models = [m for m in config["models"] if m.get("enabled", True) and m.get("type") != "riclpm"]
     cases: dict[str, tuple[dict, str | None]] = {m["name"]: (m, None) for m in models}
     for m in models:
         for stratum in strata(m, labels):
@@ -94,7 +95,8 @@ def worker(size: str, case: str, engine: str, configfile: str) -> dict:
 
     from model_data import demo_config, load_suite
 
-    from alliance.models.suite import fit_model, fit_stratum, model_context
+    from alliance.models.config import model_context
+    from alliance.models.suite import fit_model, fit_stratum
 
     config = demo_config(configfile)
     model, stratum = suite_cases(config)[case]

@@ -135,9 +135,9 @@ def suite_meta(size: str, seed: int = SEED, refresh: bool = False) -> dict:
 
 def load_suite(size: str, model: dict) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """The cached analysis and patients tables of one size, read as rules fit_model and
-    fit_stratum read them for ``model`` (``alliance.models.suite.load_model_tables``: only the model's
+    fit_stratum read them for ``model`` (``alliance.models.data.load_model_tables``: only the model's
     columns, or the patients table alone for a patient-level model)."""
-    from alliance.models.suite import load_model_tables
+    from alliance.models.data import load_model_tables
 
     d = suite_dir(size)
     return load_model_tables(model, d / "analysis.parquet", d / "patients.parquet")

@@ -1,18 +1,32 @@
-"""Fixtures and collection hooks; plain helpers live in testkit.py."""
+"""Fixtures and collection hooks; plain helpers live in the testkit package (tests/testkit/).
+
+The small simulated trial and its one `make run` are session fixtures here, so that the report's
+browser tests (tests/report/) and the workflow tests (tests/workflow/) read the same run: a full
+run of the workflow is the costliest step of the default test run, and it is done once.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from testkit import demo_config
+from testkit.checkout import checkout, digests, make
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked needs_r skip without R, except in CI, where R is installed by .ci/run."""
+    """Tests marked needs_r skip without R, except in CI, where R is installed by .ci/run.
+
+    A needs_r test runs R live, so it must be marked slow too (pyproject.toml's marker list):
+    the default run compares with the committed references only."""
+    live_r_by_default = [item.nodeid for item in items if "needs_r" in item.keywords and "slow" not in item.keywords]
+    if live_r_by_default:
+        raise pytest.UsageError(f"mark these needs_r tests slow as well: {', '.join(live_r_by_default)}")
     if shutil.which("Rscript") or os.environ.get("CI"):
         return  # in CI these run, and fail loudly if .ci/run did not install R
     for item in items:
@@ -35,3 +49,26 @@ def small_trial(tmp_path_factory) -> tuple[Path, dict]:
     config["dataset"]["sessions"]["path"] = "data/raw/small/sessions.csv"
     config["dataset"]["patients"]["path"] = "data/raw/small/patients.csv"
     return workdir, config
+
+
+@dataclass
+class MadeRun:
+    """A `make run` in a fresh checkout: where, what the terminal showed, how long it took."""
+
+    directory: Path
+    config: dict
+    returncode: int
+    console: str
+    seconds: float
+    raw_before: dict[str, str]  # the trial's raw files before the run (sha256)
+
+
+@pytest.fixture(scope="session")
+def made_run(small_trial, tmp_path_factory) -> MadeRun:
+    """`make run` of the small trial (18 therapists x 8 patients, the demo's whole suite) in a checkout."""
+    workdir, config = small_trial
+    directory = checkout(tmp_path_factory.mktemp("made_run"), config, data=workdir / "data" / "raw")
+    raw_before = digests(workdir / "data" / "raw")
+    start = time.perf_counter()
+    result = make(directory, "run")
+    return MadeRun(directory, config, result.returncode, result.stdout, time.perf_counter() - start, raw_before)

@@ -192,6 +192,7 @@ def _lavaan_available() -> bool:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.needs_r  # tests/conftest.py skips it without Rscript (and fails it in CI)
 def test_r_references_regenerate(tmp_path):
     if not _lavaan_available() and not os.environ.get("CI"):

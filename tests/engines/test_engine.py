@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,30 +22,27 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from alliance.engines.checks import boundary_reasons, group_covariances, singular_groups
 from alliance.engines.dispatch import fit
 from alliance.engines.spec import DEFAULT_OPTIMIZERS, THETA_BOUNDARY_TOL, FitResult, FitWarning, ModelSpec, RandomTerm, to_lme4_formula, to_patsy_formula
+from testkit import ROOT
+from testkit.lme4_refs import (
+    DATA,
+    LOGLIK_ATOL,
+    REFERENCE,
+    REFERENCE_SPECS,
+    SE_RTOL,
+    TRUTH,
+    TWO_LEVEL_SPEC,
+    assert_agrees_with_lme4,
+    load_data,
+    rel,
+    simulate_two_level,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
-REFERENCE = ROOT / "tests" / "reference"
 R_SCRIPT = ROOT / "tests" / "r" / "lme4_reference.R"
 
-# ---- tolerances for agreement with lme4 -----------------------------------------------------
-FIXED_RTOL = 1e-4  # fixed-effect estimates, relative
-SE_RTOL = 1e-3  # standard errors (and the fixed-effect covariance matrix), relative
-VC_RTOL = 1e-3  # variance components and covariances, relative; a variance lme4 puts at exactly
-#                 0 must be <= VC_RTOL * residual variance
-CORR_ATOL = 1e-3  # random-effect correlations, absolute
-LOGLIK_ATOL = 1e-4  # (REML) log-likelihood, AIC, BIC, absolute
-BLUP_RTOL = 1e-3  # BLUPs and conditional SDs, relative to the SD of their variance component
 REGEN_TOL = 1e-8  # regenerated R output vs committed JSON (relative, absolute for |x| < 1)
 
-# ---- parameter recovery ---------------------------------------------------------------------
-TRUTH = {
-    "fixed": {"Intercept": 10.0, "x_cwc": -0.4, "x_pm_c": -0.8, "session_c": -0.25},
-    "sd_int": 1.5,
-    "sd_slope": 0.4,
-    "corr": 0.3,
-    "sd_e": 1.0,
-}
+# ---- parameter recovery (truth: testkit.lme4_refs.TRUTH) -------------------------------------
+
 VC_RECOVERY_RTOL = 0.35  # one data set, 200 patients: random-effect variances within 35 % of truth
 RESID_RECOVERY_RTOL = 0.10  # residual variance within 10 %
 COVERAGE_RANGE = (0.90, 0.98)  # slow test: 95 % Wald CI coverage over replications
@@ -115,100 +111,15 @@ def simulate_boundary(seed: int = 2, n_therapists: int = 20, n_patients: int = 6
     return out
 
 
-def simulate_two_level(rng: np.random.Generator, n_patients: int = 200, n_sessions: int = 8) -> pd.DataFrame:
-    """Patients x sessions with a correlated random intercept and x_cwc slope (truth: TRUTH)."""
-    b = TRUTH["fixed"]
-    pid = np.repeat(np.arange(n_patients), n_sessions)
-    x_pm = rng.normal(0, 1.0, n_patients)
-    d = pd.DataFrame(
-        {
-            "patient": pid,
-            "session_c": np.tile(np.arange(n_sessions), n_patients).astype(float),
-            "x": x_pm[pid] + rng.normal(0, 0.7, n_patients * n_sessions),
-        }
-    )
-    pm = d.groupby("patient")["x"].transform("mean")
-    d["x_cwc"] = d["x"] - pm
-    d["x_pm_c"] = pm - d.groupby("patient")["x"].mean().mean()
-    si, ss, r = TRUTH["sd_int"], TRUTH["sd_slope"], TRUTH["corr"]
-    G = np.array([[si**2, r * si * ss], [r * si * ss, ss**2]])
-    u = rng.multivariate_normal([0.0, 0.0], G, n_patients)
-    d["y"] = (
-        b["Intercept"] + b["x_cwc"] * d["x_cwc"] + b["x_pm_c"] * d["x_pm_c"]
-        + b["session_c"] * d["session_c"] + u[pid, 0] + u[pid, 1] * d["x_cwc"]
-        + rng.normal(0, TRUTH["sd_e"], len(d))
-    )
-    d["patient"] = [f"p{i:03d}" for i in pid]
-    return d.drop(columns="x")
-
-
-TWO_LEVEL_SPEC = ModelSpec(
-    "two_level",
-    "y",
-    ("x_cwc", "x_pm_c", "session_c"),
-    (RandomTerm("patient", slopes=("x_cwc",)),),
-)
-
-
-# =============================================================================================
-# Reference models (names = tests/reference/<name>.json)
-# =============================================================================================
-
-REFERENCE_SPECS = {
-    "sleepstudy_corr": ModelSpec("sleepstudy_corr", "Reaction", ("Days",), (RandomTerm("Subject", ("Days",)),)),
-    "sleepstudy_corr_ml": ModelSpec(
-        "sleepstudy_corr_ml", "Reaction", ("Days",), (RandomTerm("Subject", ("Days",)),), reml=False
-    ),
-    "sleepstudy_uncorr": ModelSpec(
-        "sleepstudy_uncorr", "Reaction", ("Days",), (RandomTerm("Subject", ("Days",), correlated=False),)
-    ),
-    "sleepstudy_intercept": ModelSpec("sleepstudy_intercept", "Reaction", (), (RandomTerm("Subject"),)),
-    "three_level": ModelSpec(
-        "three_level",
-        "y",
-        ("x_cwc", "x_pm_c", "session_c"),
-        (
-            RandomTerm("therapist"),
-            RandomTerm("patient", slopes=("x_cwc",), correlated=False, nested_in="therapist"),
-        ),
-    ),
-    "three_level_split": ModelSpec(
-        "three_level_split", "y", (), (RandomTerm("therapist"), RandomTerm("patient", nested_in="therapist"))
-    ),
-    "boundary": ModelSpec(
-        "boundary",
-        "y",
-        ("x_cwc", "x_tm_c"),
-        (RandomTerm("therapist"), RandomTerm("patient", nested_in="therapist")),
-    ),
-}
-
 _FIT_CACHE: dict[str, tuple[FitResult, dict]] = {}
-
-
-def _load_data(name: str) -> pd.DataFrame:
-    return pd.read_csv(DATA / name)
 
 
 def _reference_fit(name: str) -> tuple[FitResult, dict]:
     if name not in _FIT_CACHE:
         ref = json.loads((REFERENCE / f"{name}.json").read_text())
-        res = fit(REFERENCE_SPECS[name], _load_data(ref["data"]))
+        res = fit(REFERENCE_SPECS[name], load_data(ref["data"]))
         _FIT_CACHE[name] = (res, ref)
     return _FIT_CACHE[name]
-
-
-def _ref_vc_key(row: dict) -> tuple[str, str]:
-    if row["grp"] == "Residual":
-        return ("Residual", "Residual")
-    # lme4 names the parts of (1 + x || a:b) "a.b", "a.b.1"
-    grp = re.sub(r"\.\d+$", "", row["grp"]).replace(".", ":")
-    term = row["var1"] if row["var2"] is None else f"{row['var1']}:{row['var2']}"
-    return (grp, term)
-
-
-def _rel(a: float, b: float) -> float:
-    return abs(a - b) / abs(b) if b != 0 else abs(a - b)
 
 
 # =============================================================================================
@@ -218,12 +129,12 @@ def _rel(a: float, b: float) -> float:
 
 def test_committed_simulated_data_regenerate():
     for file, sim in [("three_level.csv", simulate_three_level), ("boundary.csv", simulate_boundary)]:
-        committed = _load_data(file)
+        committed = load_data(file)
         pd.testing.assert_frame_equal(committed, sim(), check_dtype=False, rtol=1e-12, atol=1e-12)
 
 
 def test_sleepstudy_csv():
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     assert list(ss.columns) == ["Reaction", "Days", "Subject"]
     assert ss.shape == (180, 3) and ss["Subject"].nunique() == 18
     readme = (DATA / "README.md").read_text()
@@ -233,54 +144,6 @@ def test_sleepstudy_csv():
 # =============================================================================================
 # Agreement with lme4
 # =============================================================================================
-
-
-def assert_agrees_with_lme4(res, ref) -> None:
-    """The checks every engine passes against an lme4 reference: sample, flags, fixed effects and
-    SEs, variance components and correlations, log-likelihood, AIC and BIC, BLUPs and their
-    conditional SDs (tolerances above)."""
-    assert res.fit["method"] == ref["method"]
-    assert res.fit["n_obs"] == ref["n_obs"]
-    assert res.fit["n_groups"] == ref["n_groups"]
-    assert res.fit["converged"] and "not_converged" not in res.flags
-    assert ("boundary" in res.flags) == ref["is_singular"]
-
-    fx = res.fixed.set_index("term")
-    assert list(fx.index) == [f["term"] for f in ref["fixed"]]
-    for f in ref["fixed"]:
-        assert _rel(fx.loc[f["term"], "estimate"], f["estimate"]) < FIXED_RTOL, f["term"]
-        assert _rel(fx.loc[f["term"], "se"], f["se"]) < SE_RTOL, f["term"]
-
-    sigma2 = ref["sigma2"]
-    vc = res.variance_components.set_index(["group", "term"])
-    assert len(vc) == len(ref["varcor"])
-    for row in ref["varcor"]:
-        key = _ref_vc_key(row)
-        got = vc.loc[key, "variance"]
-        if row["vcov"] == 0:
-            assert abs(got) <= VC_RTOL * sigma2, key
-        else:
-            assert _rel(got, row["vcov"]) < VC_RTOL, key
-        if row["var2"] is not None:
-            assert abs(vc.loc[key, "correlation"] - row["sdcor"]) < CORR_ATOL, key
-
-    # likelihood and information criteria (lme4: REML logLik for REML fits)
-    assert abs(res.fit["loglik"] - ref["loglik"]) < LOGLIK_ATOL
-    assert res.fit["n_params"] == ref["df_loglik"]
-    assert abs(res.fit["aic"] - ref["aic"]) < LOGLIK_ATOL
-    assert abs(res.fit["bic"] - ref["bic"]) < LOGLIK_ATOL
-
-    # BLUPs and conditional SDs
-    re_ = res.random_effects.set_index(["group", "term", "level"])
-    assert len(re_) == len(ref["ranef"])
-    ref_sd = {_ref_vc_key(r): math.sqrt(r["vcov"]) for r in ref["varcor"] if r["var2"] is None}
-    zero_tol = math.sqrt(VC_RTOL * sigma2)  # a component lme4 puts at 0 has sd <= this here
-    for row in ref["ranef"]:
-        key = (row["grp"], row["term"], row["level"])
-        sd = ref_sd[(row["grp"], row["term"])]
-        tol = BLUP_RTOL * sd if sd > 0 else zero_tol
-        assert abs(re_.loc[key, "value"] - row["condval"]) <= tol, key
-        assert abs(re_.loc[key, "cond_sd"] - row["condsd"]) <= tol, key
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_SPECS))
@@ -302,7 +165,7 @@ def test_boundary_case_flagged_with_lme4_standard_errors():
     tv = res.variance_components.set_index(["group", "term"]).loc[("therapist", "Intercept"), "variance"]
     assert tv <= 1e-6 * res.fit["residual_variance"]
     for f in ref["fixed"]:
-        assert _rel(res.fixed.set_index("term").loc[f["term"], "se"], f["se"]) < SE_RTOL
+        assert rel(res.fixed.set_index("term").loc[f["term"], "se"], f["se"]) < SE_RTOL
     # the statsmodels SEs are kept for transparency
     assert res.fixed["se_statsmodels"].notna().all()
     assert res.fit["df_method"] == "Wald z (asymptotic)"
@@ -359,7 +222,7 @@ def test_singular_groups_theta_criterion_on_hand_made_tables():
 
 
 def test_multistart_catches_worse_optimum():
-    # on these data statsmodels' lbfgs reports convergence at a worse REML optimum (methods.md s.7)
+    # on these data statsmodels' lbfgs reports convergence at a worse REML optimum (methods.md §7.2)
     res, ref = _reference_fit("three_level")
     att = res.fit["attempts"]
     assert [a["optimizer"] for a in att] == ["+".join(o) for o in DEFAULT_OPTIMIZERS]
@@ -389,9 +252,10 @@ def test_statistics_definitions():
     w = res.wald_test(["Days"])
     assert w["statistic"] == pytest.approx(fx.loc[1, "statistic"] ** 2)
     # fitted values: conditional = marginal + Z u
-    assert np.allclose(res.fitted["fitted_conditional"] + res.fitted["resid"], _load_data("sleepstudy.csv")["Reaction"])
+    assert np.allclose(res.fitted["fitted_conditional"] + res.fitted["resid"], load_data("sleepstudy.csv")["Reaction"])
 
 
+@pytest.mark.slow
 @pytest.mark.needs_r  # tests/conftest.py skips it without Rscript (and fails it in CI)
 def test_r_references_regenerate(tmp_path):
     csv = tmp_path / "sleepstudy.csv"
@@ -422,7 +286,7 @@ def test_r_references_regenerate(tmp_path):
     assert committed == sorted(p.name for p in tmp_path.glob("*.json"))
     for name in committed:
         compare(json.loads((tmp_path / name).read_text()), json.loads((REFERENCE / name).read_text()), name)
-    pd.testing.assert_frame_equal(pd.read_csv(csv), _load_data("sleepstudy.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(csv), load_data("sleepstudy.csv"))
 
 
 # =============================================================================================
@@ -431,7 +295,7 @@ def test_r_references_regenerate(tmp_path):
 
 
 def test_non_convergence_is_flagged_not_silent():
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     with pytest.warns(FitWarning, match="did not converge"):
         res = fit(REFERENCE_SPECS["sleepstudy_corr"], ss, max_iter=1)
     assert "not_converged" in res.flags
@@ -474,7 +338,7 @@ def test_exact_zero_fixed_effect_flagged_and_repaired(monkeypatch):
 
 
 def test_simplification_recorded_for_correlated_nested_slope():
-    tl = _load_data("three_level.csv")
+    tl = load_data("three_level.csv")
     corr_spec = ModelSpec(
         "three_level_corr",
         "y",
@@ -499,7 +363,7 @@ def test_simplification_recorded_for_correlated_nested_slope():
 
 
 def test_to_dict_json_deterministic():
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     spec = REFERENCE_SPECS["sleepstudy_corr"]
     a = json.dumps(fit(spec, ss).to_dict(), sort_keys=True, allow_nan=False)
     b = json.dumps(fit(spec, ss).to_dict(), sort_keys=True, allow_nan=False)
@@ -515,7 +379,7 @@ def test_to_dict_json_deterministic():
 
 
 def test_missing_rows_dropped_and_counted():
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     ss.loc[3, "Reaction"] = np.nan
     ss.loc[7, "Days"] = np.nan
     res = fit(REFERENCE_SPECS["sleepstudy_corr"], ss, optimizers=[("powell", "lbfgs")])
@@ -541,9 +405,9 @@ def test_parameter_recovery_two_level():
     fx, vc = _recovery_checks(res)
     for term, truth in TRUTH["fixed"].items():
         assert abs(fx.loc[term, "estimate"] - truth) < 3 * fx.loc[term, "se"], term
-    assert _rel(vc.loc[("patient", "Intercept"), "variance"], TRUTH["sd_int"] ** 2) < VC_RECOVERY_RTOL
-    assert _rel(vc.loc[("patient", "x_cwc"), "variance"], TRUTH["sd_slope"] ** 2) < VC_RECOVERY_RTOL
-    assert _rel(vc.loc[("Residual", "Residual"), "variance"], TRUTH["sd_e"] ** 2) < RESID_RECOVERY_RTOL
+    assert rel(vc.loc[("patient", "Intercept"), "variance"], TRUTH["sd_int"] ** 2) < VC_RECOVERY_RTOL
+    assert rel(vc.loc[("patient", "x_cwc"), "variance"], TRUTH["sd_slope"] ** 2) < VC_RECOVERY_RTOL
+    assert rel(vc.loc[("Residual", "Residual"), "variance"], TRUTH["sd_e"] ** 2) < RESID_RECOVERY_RTOL
     assert abs(vc.loc[("patient", "Intercept:x_cwc"), "correlation"] - TRUTH["corr"]) < 0.3
 
 
@@ -604,11 +468,11 @@ def test_bad_names_raise(spec_kwargs, bad):
     base = dict(name="m", outcome="Reaction", fixed=("Days",), random=(RandomTerm("Subject"),))
     base.update(spec_kwargs)
     with pytest.raises(ValueError, match=re.escape(repr(bad))):
-        fit(ModelSpec(**base), _load_data("sleepstudy.csv"))
+        fit(ModelSpec(**base), load_data("sleepstudy.csv"))
 
 
 def test_structural_errors():
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     ss["site"] = np.where(ss["Subject"] < 340, "a", "b")
     with pytest.raises(ValueError, match="crossed"):
         fit(ModelSpec("m", "Reaction", ("Days",), (RandomTerm("Subject"), RandomTerm("site"))), ss)

@@ -17,22 +17,22 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from test_engine import (
-    FIXED_RTOL,
-    REFERENCE,
-    REFERENCE_SPECS,
-    TRUTH,
-    TWO_LEVEL_SPEC,
-    _load_data,
-    _rel,
-    assert_agrees_with_lme4,
-    simulate_two_level,
-)
 
 from alliance.engines import checks as engine_checks
 from alliance.engines.checks import singular_groups
 from alliance.engines.dispatch import available_engines, fit
 from alliance.engines.spec import CROSS_CHECK_RTOL, FitWarning, ModelSpec, RandomTerm, to_lme4_formula
+from testkit.lme4_refs import (
+    FIXED_RTOL,
+    REFERENCE,
+    REFERENCE_SPECS,
+    TRUTH,
+    TWO_LEVEL_SPEC,
+    assert_agrees_with_lme4,
+    load_data,
+    rel,
+    simulate_two_level,
+)
 
 #: Satterthwaite df against lmerTest, relative (REML fits agree to ~1e-5; mixedlm's df of the
 #: ML fit differ by 1.1e-3 from lmerTest's)
@@ -48,7 +48,7 @@ SPECS["three_level_corr"] = ModelSpec(
 
 ENGINES = [
     pytest.param("mixedlm", id="mixedlm"),
-    pytest.param("lme4", id="lme4", marks=pytest.mark.needs_r),
+    pytest.param("lme4", id="lme4", marks=[pytest.mark.needs_r, pytest.mark.slow]),
 ]
 
 
@@ -64,7 +64,7 @@ def _reference_fit(engine: str, name: str):
     _need(engine)
     if (engine, name) not in _CACHE:
         ref = json.loads((REFERENCE / f"{name}.json").read_text())
-        _CACHE[(engine, name)] = (fit(SPECS[name], _load_data(ref["data"]), engine=engine), ref)
+        _CACHE[(engine, name)] = (fit(SPECS[name], load_data(ref["data"]), engine=engine), ref)
     return _CACHE[(engine, name)]
 
 
@@ -78,7 +78,7 @@ def test_engines_registered():
 
 
 def test_unknown_engine_names_the_known_ones():
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     with pytest.raises(ValueError, match="statsmodels, mixedlm, lme4"):
         fit(SPECS["sleepstudy_intercept"], ss, engine="nlme")
     with pytest.raises(ValueError, match="unknown engine"):
@@ -86,7 +86,7 @@ def test_unknown_engine_names_the_known_ones():
 
 
 def test_default_engine_is_statsmodels():
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     a = fit(SPECS["sleepstudy_intercept"], ss)
     b = fit(SPECS["sleepstudy_intercept"], ss, engine=None)
     c = fit(SPECS["sleepstudy_intercept"], ss, engine="statsmodels")
@@ -118,8 +118,8 @@ def test_agreement_with_lme4(engine, name):
     assert "simplified" not in res.flags  # both engines fit every structure as specified
     fx = res.fixed.set_index("term")
     for f in ref["fixed"]:
-        assert _rel(fx.loc[f["term"], "df"], f["df_satterthwaite"]) < DF_RTOL, f["term"]
-        assert _rel(fx.loc[f["term"], "p"], f["p_satterthwaite"]) < 1e-2 or f["p_satterthwaite"] < 1e-12
+        assert rel(fx.loc[f["term"], "df"], f["df_satterthwaite"]) < DF_RTOL, f["term"]
+        assert rel(fx.loc[f["term"], "p"], f["p_satterthwaite"]) < 1e-2 or f["p_satterthwaite"] < 1e-12
     assert res.fit["df_method"].startswith("Satterthwaite")
     # the engine's numbers belong together: the profiled evaluation at its covariance parameters
     assert res.fit["max_rel_diff_fixed_vs_profiled"] < 1e-6
@@ -134,7 +134,7 @@ def test_therapist_level_effect_gets_satterthwaite_df(engine):
     res, ref = _reference_fit(engine, "boundary")
     row = res.fixed.set_index("term").loc["x_tm_c"]
     ref_row = next(f for f in ref["fixed"] if f["term"] == "x_tm_c")
-    assert _rel(row["df"], ref_row["df_satterthwaite"]) < DF_RTOL
+    assert rel(row["df"], ref_row["df_satterthwaite"]) < DF_RTOL
     from scipy import stats
 
     assert row["p"] == pytest.approx(2 * stats.t.sf(abs(row["statistic"]), row["df"]))
@@ -144,7 +144,7 @@ def test_therapist_level_effect_gets_satterthwaite_df(engine):
 
 def test_statsmodels_simplifies_the_correlated_three_level_model():
     ref = json.loads((REFERENCE / "three_level_corr.json").read_text())
-    res = fit(SPECS["three_level_corr"], _load_data(ref["data"]))
+    res = fit(SPECS["three_level_corr"], load_data(ref["data"]))
     assert "simplified" in res.flags
     assert res.fit["df_method"] == "Wald z (asymptotic)"
     assert "df" not in res.fixed.columns
@@ -167,7 +167,7 @@ def test_correlated_three_level_fitted_as_specified(engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_non_convergence_is_flagged(engine):
     _need(engine)
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     with pytest.warns(FitWarning):
         res = fit(SPECS["sleepstudy_corr"], ss, engine=engine, max_iter=1)
     assert "not_converged" in res.flags and res.fit["converged"] is False
@@ -177,7 +177,7 @@ def test_non_convergence_is_flagged(engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_same_data_same_result(engine):
     _need(engine)
-    d = _load_data("three_level.csv")
+    d = load_data("three_level.csv")
     a = json.dumps(fit(SPECS["three_level_corr"], d, engine=engine).to_dict(include_random_effects=True))
     b = json.dumps(fit(SPECS["three_level_corr"], d, engine=engine).to_dict(include_random_effects=True))
     assert a == b
@@ -185,7 +185,7 @@ def test_same_data_same_result(engine):
 
 def test_mixedlm_missing_rows_categorical_terms_and_names_match_statsmodels():
     pytest.importorskip("mixedlm")
-    d = _load_data("three_level.csv")
+    d = load_data("three_level.csv")
     d["arm"] = np.where(d["therapist"].str[1:].astype(int) % 3 == 0, "b", np.where(d["therapist"].str[1:].astype(int) % 3 == 1, "a", "c"))
     d.loc[[3, 50, 700], "x_cwc"] = np.nan
     spec = ModelSpec(
@@ -209,7 +209,7 @@ def test_mixedlm_missing_rows_categorical_terms_and_names_match_statsmodels():
 
 def test_unsupported_structure_is_refused():
     pytest.importorskip("mixedlm")
-    d = _load_data("three_level.csv")
+    d = load_data("three_level.csv")
     d["site"] = d["patient"]
     spec = ModelSpec(
         "two_nested", "y", ("x_cwc",),
@@ -226,7 +226,7 @@ def test_unsupported_structure_is_refused():
 
 def test_cross_check_agreement_recorded():
     pytest.importorskip("mixedlm")
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     res = fit(SPECS["sleepstudy_corr"], ss, engine="mixedlm", cross_check="statsmodels")
     cc = res.fit["cross_check"]
     assert cc["engine"] == "statsmodels" and cc["disagreement"] is False
@@ -240,7 +240,7 @@ def test_cross_check_flags_disagreement():
     """statsmodels can only fit the independent form of the correlated three-level model: the
     fixed effects differ by ~8e-4 relative, more than the 1e-4 allowed."""
     pytest.importorskip("mixedlm")
-    d = _load_data("three_level.csv")
+    d = load_data("three_level.csv")
     res = fit(SPECS["three_level_corr"], d, engine="mixedlm", cross_check="statsmodels")
     assert "cross_check_disagreement" in res.flags
     assert res.flags[-1] == "cross_check_disagreement"
@@ -251,7 +251,7 @@ def test_cross_check_flags_disagreement():
 
 
 def test_cross_check_arguments():
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     spec = SPECS["sleepstudy_intercept"]
     with pytest.raises(ValueError, match="engine itself"):
         fit(spec, ss, cross_check="statsmodels")
@@ -260,10 +260,11 @@ def test_cross_check_arguments():
     assert "cross_check" not in fit(spec, ss, cross_check=False).fit
 
 
+@pytest.mark.slow
 @pytest.mark.needs_r
 def test_cross_check_with_lme4():
     pytest.importorskip("mixedlm")
-    res = fit(SPECS["boundary"], _load_data("boundary.csv"), engine="mixedlm", cross_check="lme4")
+    res = fit(SPECS["boundary"], load_data("boundary.csv"), engine="mixedlm", cross_check="lme4")
     assert res.fit["cross_check"]["engine"] == "lme4"
     assert "cross_check_disagreement" not in res.flags
     assert "boundary" in res.fit["cross_check"]["flags"]
@@ -314,7 +315,7 @@ def test_theta_criterion_is_applied_by_every_engine(engine, monkeypatch):
     """A clean fit has no boundary; with the tolerance raised above its smallest theta (0.231 for
     sleepstudy_corr, lme4's theta) every engine flags it by the theta criterion alone."""
     _need(engine)
-    ss = _load_data("sleepstudy.csv")
+    ss = load_data("sleepstudy.csv")
     res = fit(SPECS["sleepstudy_corr"], ss, engine=engine)
     assert "boundary" not in res.flags and res.fit["boundary_reasons"] == {}
     assert singular_groups(res.variance_components, tol=1e-4) == {}
@@ -383,6 +384,7 @@ def test_mixedlm_recovers_simulated_truth_three_level_correlated():
 _SIM_CACHE: dict = {}
 
 
+@pytest.mark.slow
 @pytest.mark.needs_r
 def test_therapist_level_df_agree_with_lmertest_on_simulated_data():
     pytest.importorskip("mixedlm")
@@ -392,8 +394,8 @@ def test_therapist_level_df_agree_with_lmertest_on_simulated_data():
     ref = fit(spec, d, engine="lme4")
     a, b = res.fixed.set_index("term"), ref.fixed.set_index("term")
     for term in a.index:
-        assert _rel(a.loc[term, "estimate"], b.loc[term, "estimate"]) < FIXED_RTOL
-        assert _rel(a.loc[term, "df"], b.loc[term, "df"]) < DF_RTOL, term
+        assert rel(a.loc[term, "estimate"], b.loc[term, "estimate"]) < FIXED_RTOL
+        assert rel(a.loc[term, "df"], b.loc[term, "df"]) < DF_RTOL, term
     assert b.loc["x_tm_c", "df"] < 70
 
 
@@ -418,4 +420,4 @@ def test_fitresult_helpers_work_for_external_engines():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         json.dumps(res.to_dict(include_random_effects=True))
-    assert np.allclose(res.fitted["fitted_conditional"] + res.fitted["resid"], _load_data("sleepstudy.csv")["Reaction"])
+    assert np.allclose(res.fitted["fitted_conditional"] + res.fitted["resid"], load_data("sleepstudy.csv")["Reaction"])

@@ -1,4 +1,5 @@
-"""Tests for the de-identification screen (alliance.intake.deid)."""
+"""Tests for the de-identification screen (alliance.intake.screen, identifier_names,
+identifier_values) and the de-identifying transforms (alliance.intake.deid)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alliance.intake.deid import (
-    assert_deidentified,
-    dates_to_days_since_intake,
-    identifier_label,
-    mask_value,
-    screen_identifiers,
-    small_cells,
-    topcode_age,
-)
-from alliance.intake.findings import InputError, InputErrors
-from alliance.intake.readers import SOURCE_ROW, read_table
+from alliance.intake.deid import dates_to_days_since_intake, small_cells, topcode_age
+from alliance.intake.findings import SOURCE_ROW, InputError, InputErrors
+from alliance.intake.identifier_names import identifier_label
+from alliance.intake.identifier_values import mask_value
+from alliance.intake.readers import read_table
+from alliance.intake.screen import assert_deidentified, screen_identifiers
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
 REMOVE = "remove the column or map it out before running."

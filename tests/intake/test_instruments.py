@@ -1,4 +1,5 @@
-"""Tests for alliance.intake.instruments: registry validation and scoring on hand-computed numbers."""
+"""Tests for alliance.intake.registry (registry validation) and alliance.intake.instruments
+(scoring on hand-computed numbers)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,14 @@ import pandas as pd
 import pytest
 
 from alliance.intake.instruments import (
-    Instrument,
-    InstrumentRegistryError,
     check_total_range,
     jacobson_truax_cutoff,
-    load_registry,
     pomp,
     reliable_change,
     score_items,
     severity_band,
 )
+from alliance.intake.registry import Instrument, InstrumentRegistryError, load_registry
 
 NAN = float("nan")
 

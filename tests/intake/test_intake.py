@@ -23,10 +23,12 @@ from alliance.intake import derive
 from alliance.intake.clean import clean_dataset
 from alliance.intake.config import ConfigError, check_config
 from alliance.intake.findings import InputError, InputErrors
-from alliance.intake.instruments import load_registry, reliable_change
+from alliance.intake.instruments import reliable_change
+from alliance.intake.registry import load_registry
 from alliance.outputs import write_csv, write_json, write_parquet
 from alliance.simulate import LAB2_SEED, TrialDesign, simulate_trial, write_lab2_trial
 from testkit import ROOT, demo_config
+from testkit.instruments import MOOD4
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 LAB2 = ROOT / "data/raw/demo_lab2"
@@ -205,31 +207,6 @@ def test_parquet_with_native_types(lab):
 # --------------------------------------------------------------------------- a lab's own instrument
 
 
-MOOD4 = {
-    "name": "Lab mood check",
-    "construct": "symptoms",
-    "n_items": 4,
-    "item_min": 0,
-    "item_max": 4,
-    "reverse_items": [2],
-    "subscales": {},
-    "higher_is": "worse",
-    "score": "sum",
-    "total_min": 0,
-    "total_max": 16,
-    "prorate_max_missing": 1,
-    "prorate_note": "lab rule: one of four items may be missing",
-    "reliable_change": 3,
-    "reliable_change_source": "in-house",
-    "reliability": 0.8,
-    "reliability_source": "in-house pilot",
-    "clinical_cutoff": 8,
-    "severity_bands": None,
-    "citation": "Our lab (2026), in-house measure",
-    "checked": True,
-}
-
-
 def test_a_lab_instrument_declared_in_config_is_scored_end_to_end(lab):
     frame = BASE_SESSIONS.copy()
     phq = frame[[f"phq9_{k:02d}" for k in range(1, 10)]].replace("", np.nan).astype(float)
@@ -279,8 +256,11 @@ def test_dates_become_days_since_intake_and_the_date_column_is_dropped(lab):
     result = run(lab)
     assert "visit_date" not in result.sessions.columns
     days = result.sessions.set_index(["patient", "session"])["days_since_intake"]
-    assert days.loc["P00001"].tolist()[:3] == [0, 6, 13]
-    assert days.loc["P00002"].tolist()[:3] == [0, 7, 14]
+    # visits 7 days apart per session number (missed sessions leave gaps), counted from the first visit
+    week = {p: [7 * (s - 1) for s in rows.astype(int)] for p, rows in BASE_SESSIONS.groupby("patient")["session"]}
+    assert days.loc["P00001"].tolist() == [0] + [d - 1 for d in week["P00001"][1:]]  # its intake a day later
+    assert days.loc["P00002"].tolist() == week["P00002"]
+    assert week["P00002"][:3] == [0, 14, 21]  # P00002 missed session 2: the gap is kept in days
     assert str(days.dtype) == "Int64"
     assert result.summary["deidentification"]["dates_to_days"] == {"column": "visit_date", "stored_as": "days_since_intake"}
     assert result.dictionary.set_index("column").loc["days_since_intake", "source"] == "visit_date"
@@ -328,17 +308,21 @@ def test_derived_patient_level_variables(lab):
         if 3 in by_session.index:
             assert patients.loc[patient, "alliance_s3"] == pytest.approx(by_session.loc[3])
     # baseline, last and change of the raw total, and the fixed-threshold category
-    first = sessions.dropna(subset=["symptoms_raw"]).groupby("patient").first()
-    last = sessions.dropna(subset=["symptoms_raw"]).groupby("patient").last()
-    assert patients["symptoms_raw_baseline"].tolist() == first["symptoms_raw"].tolist()
-    assert patients["symptoms_raw_change"].tolist() == pytest.approx((last["symptoms_raw"] - first["symptoms_raw"]).tolist())
+    # (a patient with one observed total has no change, and so no reliable change)
+    observed = sessions.dropna(subset=["symptoms_raw"]).groupby("patient")["symptoms_raw"]
+    first, last, repeated = observed.first(), observed.last(), observed.size() >= 2
+    assert not repeated.all()  # the lab's trial has patients seen once (P00008, P00012)
+    assert patients["symptoms_raw_baseline"].tolist() == first.tolist()
+    change = (last - first).where(repeated)
+    assert patients["symptoms_raw_change"].tolist() == pytest.approx(change.tolist(), nan_ok=True)
     depressed = patients.loc[patients["outcome_measure"] == "PHQ-9"]
-    fixed = reliable_change(depressed["symptoms_raw_baseline"], depressed["symptoms_raw_last"], registry["PHQ-9"], "fixed")
-    assert depressed["change_category_fixed"].tolist() == fixed["category"].tolist()
+    last_of_change = last.where(repeated)[depressed.index]
+    fixed = reliable_change(depressed["symptoms_raw_baseline"], last_of_change, registry["PHQ-9"], "fixed")
+    assert depressed["change_category_fixed"].tolist() == fixed["category"].astype("string").tolist()
     sd = depressed["symptoms_raw_baseline"].std(ddof=1)
-    jt = reliable_change(depressed["symptoms_raw_baseline"], depressed["symptoms_raw_last"], registry["PHQ-9"],
+    jt = reliable_change(depressed["symptoms_raw_baseline"], last_of_change, registry["PHQ-9"],
                          "jacobson_truax", sd_baseline=sd)
-    assert depressed["rci_jacobson_truax"].tolist() == pytest.approx(jt["rci"].tolist())
+    assert depressed["rci_jacobson_truax"].tolist() == pytest.approx(jt["rci"].tolist(), nan_ok=True)
     assert result.summary["reliable_change"]["PHQ-9"]["s_diff"] == pytest.approx(np.sqrt(2) * sd * np.sqrt(1 - 0.89))
     # dropout from the end reason, or from planned sessions
     assert patients["dropout"].tolist() == (patients["end_reason"] == "dropout").tolist()
@@ -433,8 +417,14 @@ def test_second_demo_is_cleaned_through_config_alone():
     findings = result.findings
     by_fault = {(m["column"], m["value"]) for m in truth["mess"] if m["column"]}
     assert {(r.column, r.value) for r in findings.itertuples() if r.action in ("set to missing", "row excluded")} == by_fault
+    # the duplicate the truth lists, named by the file row (header = row 1) of its first copy
+    (copied,) = [m for m in truth["mess"] if m["fault"] == "exact duplicate row"]
+    raw = pd.read_csv(LAB2 / "therapy_sessions.csv", sep=";", encoding="latin-1", dtype=str, keep_default_na=False)
+    first_copy = raw.index[raw.duplicated(keep=False) & ~raw.duplicated()]
+    assert raw.loc[first_copy, ["ClientID", "SessionNo"]].values.tolist() == [[copied["client"], copied["session"]]]
     duplicate = findings.loc[findings["action"] == "dropped (earlier row kept)", "reason"].tolist()
-    assert duplicate == ["the row is an exact duplicate of row 797 (patient K-0067, session 14)"]
+    where = f"row {first_copy[0] + 2} (patient {copied['client']}, session {copied['session']})"
+    assert duplicate == [f"the row is an exact duplicate of {where}"]
     topcoded = findings.loc[findings["action"] == "top-coded to 90"]
     assert f"({truth['sample']['clients_over_89']} values in this column)" in topcoded["reason"].iloc[0]
     sessions = result.sessions
@@ -449,7 +439,7 @@ def test_second_demo_is_cleaned_through_config_alone():
 
 
 def test_the_identifier_screen_still_sees_a_mobile_number_among_plain_numbers():
-    from alliance.intake.deid import screen_identifiers
+    from alliance.intake.screen import screen_identifiers
 
     frame = pd.DataFrame({"wai_01": ["4", "5", "3"], "contact": ["1", "2", "07700900123"]}, dtype="str")
     assert [f.message() for f in screen_identifiers(frame, file="x.csv")] == [

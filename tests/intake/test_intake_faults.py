@@ -1,7 +1,7 @@
 """The bad-input corpus: every fault run through ``clean_dataset``, with its exact message.
 
 Each test starts from a small, clean simulated export (3 therapists x 2 patients,
-58 session rows) written into a temporary directory, breaks it in one way, and
+one row per attended session) written into a temporary directory, breaks it in one way, and
 asserts what the lab is told: file, row (header = row 1), column, value and what
 was done (repaired and recorded, or the run stopped). A few of the faults run
 through the real workflow in tests/test_intake_workflow.py.
@@ -22,7 +22,7 @@ from testkit import demo_config
 
 SESSIONS = "data/raw/lab/sessions.csv"
 PATIENTS = "data/raw/lab/patients.csv"
-BASE_SESSIONS, BASE_PATIENTS, _ = simulate_trial(
+BASE_SESSIONS, BASE_PATIENTS, BASE_TRUTH = simulate_trial(
     TrialDesign(n_therapists=3, patients_per_therapist=2, add_mess=False), seed=11
 )
 HEADER = list(BASE_SESSIONS.columns)  # site, therapist, patient, session, therapy, condition, items ...
@@ -93,7 +93,7 @@ def sessions() -> pd.DataFrame:
 def test_the_clean_export_passes_without_findings(lab):
     result = lab.clean()
     assert lab.findings() == []
-    assert len(result.sessions) == len(BASE_SESSIONS) == 58
+    assert len(result.sessions) == len(BASE_SESSIONS) == BASE_TRUTH["sample"]["session_rows"]  # every attended session
     assert result.flow["rows_excluded"].tolist() == [0, 0, 0, 0]
 
 
@@ -297,7 +297,7 @@ def test_exact_duplicate_row(lab):
     assert lab.findings() == [
         (7, None, None, "the row is an exact duplicate of row 4 (patient P00001, session 3)", "dropped (earlier row kept)")
     ]
-    assert len(result.sessions) == 58
+    assert len(result.sessions) == len(BASE_SESSIONS)  # the copy dropped, nothing else
     assert lab.stop(exact_duplicate_rows="stop") == [
         f"{SESSIONS}, row 7: the row is an exact duplicate of row 4 (patient P00001, session 3)."
     ]

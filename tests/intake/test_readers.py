@@ -10,14 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alliance.intake.findings import (
-    Finding,
-    InputError,
-    InputErrors,
-    findings_to_frame,
-    raise_findings,
-)
-from alliance.intake.readers import DEFAULT_MISSING_CODES, SOURCE_ROW, column_letter, read_table
+from alliance.intake.findings import SOURCE_ROW, Finding, InputError, InputErrors, findings_to_frame, raise_findings
+from alliance.intake.readers import DEFAULT_MISSING_CODES, column_letter, read_table
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
 
@@ -351,8 +345,9 @@ def test_bad_delimiter_config(tmp_path):
 
 
 def _workbook(path: Path) -> Path:
-    import openpyxl
     import datetime as dt
+
+    import openpyxl
 
     wb = openpyxl.Workbook()
     ws = wb.active

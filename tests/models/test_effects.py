@@ -11,14 +11,13 @@ import pingouin
 import pytest
 import scipy.stats
 
-from alliance.models import effects as fx
 from alliance.models import config as model_config
 from alliance.models import data as model_data
-from alliance.models import moderation
-from alliance.models import suite
+from alliance.models import effects as fx
+from alliance.models import moderation, specs
 
 
-@pytest.mark.parametrize("module", [fx, model_data, model_config, moderation, suite])
+@pytest.mark.parametrize("module", [fx, model_data, model_config, moderation, specs])
 def test_worked_examples_in_docstrings(module):
     failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried > 0 and failures == 0

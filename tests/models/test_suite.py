@@ -1,4 +1,4 @@
-"""The model suite (alliance.models.suite, model_data, moderation): config -> data -> fit -> tables."""
+"""The model suite (alliance.models: config, data, specs, suite, tables, summary): config -> data -> fit -> tables."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from alliance.models import suite
 from alliance.engines.spec import FLAG_NAMES
+from alliance.models import config as model_config
+from alliance.models import specs, suite, summary
 from alliance.models.data import ModelDataError, apply_filter, centre_columns, model_frame, patient_frame
 from alliance.outputs import write_csv, write_json, write_parquet
 from testkit import ROOT, demo_config
-from test_suite_lme4 import read_exports
+from testkit.demo_exports import read_exports
 
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 CONFIG = demo_config()
-CONTEXT = suite.model_context(CONFIG)
+CONTEXT = model_config.model_context(CONFIG)
 MODELS = {m["name"]: m for m in CONFIG["models"]}
 
 
@@ -43,7 +44,7 @@ def _quiet(fn, *args, **kwargs):
 def test_shipped_configs_validate_and_pass_the_model_checks(path):
     config = yaml.safe_load((ROOT / path).read_text())
     validate(config, str(SCHEMA))
-    suite.check_models(config)
+    model_config.check_models(config)
     names = [m["name"] for m in config["models"]]
     # methods.md section 5, items 1-6
     for name in ["variance_outcome", "variance_alliance", "alliance_growth", "same_session", "lagged_alliance_symptoms",
@@ -65,18 +66,21 @@ def _mutated(change):
         (lambda m, c: m["moderation"]["categorical"].update(therapy="Gestalt"), "not a canonical label"),
         (lambda m, c: m["moderation"]["fixed"].append("therapy"), "remove it from fixed"),
         (lambda m, c: m["moderation"]["moderation"]["terms"].append("session"), "not in models.moderation.fixed"),
-        (lambda m, c: m["same_session"]["roles"].update(alliance=("within_patient")), "not in models.same_session.fixed"),
+        (lambda m, c: m["same_session"]["roles"].update(alliance=("within_patient")),
+         "not in models.same_session.fixed"),
         (lambda m, c: m["same_session"]["contrasts"][0]["weights"].update(alliance_s3=1), "not a fixed term"),
         (lambda m, c: m["alliance_growth"]["tests"][0]["terms"].append("session_c:expectancy"), "not a fixed term"),
         (lambda m, c: m["baldwin"].update(filter={"session_max": 7}), "patient-level model has no sessions"),
-        (lambda m, c: m["baldwin"]["random"].append({"group": "patient", "nested_in": "therapist"}), "cannot group by patient"),
-        (lambda m, c: m["lagged_symptoms_alliance"].update(enabled=False), "needs the reverse direction"),
+        (lambda m, c: m["baldwin"]["random"].append({"group": "patient", "nested_in": "therapist"}),
+         "cannot group by patient"),
+        (lambda m, c: [x.update(enabled=False) for x in m.values() if x.get("outcome") == "alliance_next"],
+         "needs the reverse direction"),
         (lambda m, c: m["alliance_growth"]["categorical"].update(sex="female"), "not used by any fixed term"),
     ],
 )
 def test_model_checks_name_the_mistake(change, message):
-    with pytest.raises(suite.ModelConfigError, match=message):
-        suite.check_models(_mutated(change))
+    with pytest.raises(model_config.ModelConfigError, match=message):
+        model_config.check_models(_mutated(change))
 
 
 def test_schema_rejects_unknown_keys_and_code_in_names():
@@ -92,25 +96,25 @@ def test_schema_rejects_unknown_keys_and_code_in_names():
 
 
 def test_spec_of_a_moderated_model():
-    spec = suite.spec_from_config(MODELS["moderation"])
+    spec = specs.spec_from_config(MODELS["moderation"])
     assert spec.fixed == (
         "alliance_within_patient", "alliance_between_patient", "session_c", "therapy", "condition",
         "alliance_within_patient:therapy", "alliance_between_patient:therapy",
         "alliance_within_patient:condition", "alliance_between_patient:condition",
     )
     assert dict(spec.categorical) == {"therapy": "CBT", "condition": "depression"}
-    base = suite.spec_from_config(suite.stratum_model(MODELS["moderation"]))
+    base = specs.spec_from_config(model_config.stratum_model(MODELS["moderation"]))
     assert base.fixed == ("alliance_within_patient", "alliance_between_patient", "session_c")
     assert base.categorical == () and base.random == spec.random
 
 
 def test_strata_come_from_the_config_labels():
-    names = suite.strata(MODELS["moderation"], CONTEXT["labels"])
+    names = model_config.strata(MODELS["moderation"], CONTEXT["labels"])
     assert list(names) == ["all", "cbt-depression", "cbt-anxiety", "pdt-depression", "pdt-anxiety", "ipt-depression",
                            "ipt-anxiety"]
     assert names["pdt-anxiety"] == {"therapy": "PDT", "condition": "anxiety"}
-    with pytest.raises(suite.ModelConfigError, match="twice"):
-        suite.strata(MODELS["moderation"], {"therapy": ["CBT", "cbt"], "condition": ["x"]})
+    with pytest.raises(model_config.ModelConfigError, match="twice"):
+        model_config.strata(MODELS["moderation"], {"therapy": ["CBT", "cbt"], "condition": ["x"]})
 
 
 # --------------------------------------------------------------------------- data
@@ -118,7 +122,8 @@ def test_strata_come_from_the_config_labels():
 
 def test_filter_language():
     d = pd.DataFrame({
-        "session": [1, 4, 8, 9], "therapy": ["CBT", "PDT", "CBT", "IPT"], "dropout": pd.array([True, False, None, False]),
+        "session": [1, 4, 8, 9], "therapy": ["CBT", "PDT", "CBT", "IPT"],
+        "dropout": pd.array([True, False, None, False]),
         "expectancy": [3.0, 5.0, 7.0, np.nan],
     })
     assert apply_filter(d, {"session_min": 2, "session_max": 8})["session"].tolist() == [4, 8]
@@ -144,11 +149,14 @@ def test_centring_weights_each_patient_once():
 def test_patient_level_decomposition_matches_the_session_level_one(tables):
     sessions, patients = tables
     derived = patient_frame(patients).set_index("patient")
-    per_patient = sessions.groupby("patient")[["alliance_patient_within_therapist", "alliance_between_therapist"]].first()
-    assert np.allclose(derived.loc[per_patient.index, "alliance_cwt"], per_patient["alliance_patient_within_therapist"], atol=1e-8)
-    assert np.allclose(derived.loc[per_patient.index, "alliance_tm_c"], per_patient["alliance_between_therapist"], atol=1e-8)
+    parts = ["alliance_patient_within_therapist", "alliance_between_therapist"]
+    per_patient = sessions.groupby("patient")[parts].first()
+    derived_parts = derived.loc[per_patient.index]
+    assert np.allclose(derived_parts["alliance_cwt"], per_patient["alliance_patient_within_therapist"], atol=1e-8)
+    assert np.allclose(derived_parts["alliance_tm_c"], per_patient["alliance_between_therapist"], atol=1e-8)
     assert abs(derived["symptoms_baseline_c"].mean()) < 1e-9
-    assert np.allclose(derived["symptoms_change_s3"], derived["symptoms_s3"] - derived["symptoms_baseline"], equal_nan=True)
+    change = derived["symptoms_s3"] - derived["symptoms_baseline"]
+    assert np.allclose(derived["symptoms_change_s3"], change, equal_nan=True)
     # early alliance decomposed within therapists: parts add up to the centred value
     s3 = derived["alliance_s3"]
     assert np.allclose((derived["alliance_s3_cwt"] + derived["alliance_s3_tm_c"]).dropna(), (s3 - s3.mean()).dropna())
@@ -179,7 +187,8 @@ def test_tables_carry_flags_counts_and_scale_on_every_row(growth):
     for key in ("fixed", "variance", "random_effects", "contrasts", "effects", "fit_statistics"):
         assert (growth[key]["flags"] == flags).all(), key
     fixed = growth["fixed"]
-    assert {"estimate", "se", "statistic", "p", "ci_low", "ci_high", "n_obs", "n_patients", "n_therapists"} <= set(fixed)
+    assert {"estimate", "se", "statistic", "p", "ci_low", "ci_high"} <= set(fixed)
+    assert {"n_obs", "n_patients", "n_therapists"} <= set(fixed)
     assert (fixed["n_patients"] == 600).all() and (fixed["n_therapists"] == 60).all()
     assert list(growth["random_effects"].columns[1:6]) == ["group", "level", "term", "value", "sd"]
     assert list(growth["residuals"].columns[:5]) == ["patient", "therapist", "session", "fitted", "residual"]
@@ -220,7 +229,7 @@ def test_outcome_scale_is_stated(tables):
 def _patient_moderation(reference="CBT", by=("therapy",)):
     return {
         "name": "pm", "data": "patients", "outcome": "symptoms_last", "fixed": ["symptoms_baseline_c", "alliance_s3"],
-        "categorical": {"therapy": reference, "condition": "depression"} if "condition" in by else {"therapy": reference},
+        "categorical": {"therapy": reference, **({"condition": "depression"} if "condition" in by else {})},
         "moderation": {"terms": ["alliance_s3"], "by": list(by)},
         "random": [{"group": "therapist"}], "roles": {"alliance_s3": "patient_level"},
     }
@@ -265,7 +274,8 @@ def test_small_stratum_is_reported_not_raised(tables):
     r = out["effects"].set_index(["term", "statistic"]).loc[("alliance_within_patient", "r_from_t")]
     assert np.isnan(r["value"]) and r["flags"] == "too_few_patients"
     # a stratum whose labels are absent from the data: no rows, reported
-    empty = _quiet(suite.fit_stratum, model, "cbt-depression", sessions[sessions["therapy"] != "CBT"], patients, CONTEXT)
+    no_cbt = sessions[sessions["therapy"] != "CBT"]
+    empty = _quiet(suite.fit_stratum, model, "cbt-depression", no_cbt, patients, CONTEXT)
     assert set(empty["fit"]["flags"]) == {"too_few_patients", "too_few_therapists"}
 
 
@@ -295,14 +305,14 @@ def test_rerun_gives_byte_identical_tables(tmp_path, tables):
     assert digests[0] == digests[1]
 
 
-def test_summarise_effects_forest_table(tables):
+def test_summarise_effects_forest_table(tables, tmp_path):
     sessions, patients = tables
     model = copy.deepcopy(MODELS["moderation"])
     model["random"] = [{"group": "therapist"}, {"group": "patient", "nested_in": "therapist"}]  # quicker
     fitted = {"moderation": _quiet(suite.fit_model, model, sessions, patients, CONTEXT)}
-    strata = {"moderation": {s: _quiet(suite.fit_stratum, model, s, sessions, patients, CONTEXT)
-                             for s in ("all", "pdt-anxiety")}}
-    out = suite.summarise_effects([model], fitted, strata, CONTEXT)
+    stratum_fits = {"moderation": {s: _quiet(suite.fit_stratum, model, s, sessions, patients, CONTEXT)
+                                   for s in ("all", "pdt-anxiety")}}
+    out = summary.summarise_effects([model], fitted, stratum_fits, CONTEXT)
     forest = out["alliance_effects"]
     assert list(forest.columns) == ["level", "label", "term", "estimate", "se", "r", "r_ci_low", "r_ci_high",
                                     "n_patients", "n_therapists", "flags"]
@@ -317,6 +327,23 @@ def test_summarise_effects_forest_table(tables):
     assert cbt["r"] == pytest.approx(t / np.sqrt(t * t + df))
     assert (forest["r_ci_low"] < forest["r"]).all() and (forest["r"] < forest["r_ci_high"]).all()
     meta = out["effect_sizes"]
-    assert {"r", "se", "n", "n_therapists", "rater", "timing", "alliance_measure", "outcome_measure", "flags"} <= set(meta)
+    assert {"r", "se", "n", "n_therapists", "flags"} <= set(meta)
+    assert {"rater", "timing", "alliance_measure", "outcome_measure"} <= set(meta)
     assert set(meta["rater"]) == {"patient"} and set(meta["timing"]) == {"after session"}
     assert (meta["se"] > 0).all()
+    # the step script reads the same tables back from the results layout (model and stratum from the paths)
+    root = tmp_path / "models" / "moderation"
+    paths = {"effects": [root / "effects.csv"], "contrasts": [root / "contrasts.csv"], "strata": []}
+    root.mkdir(parents=True)
+    for key in ("effects", "contrasts"):
+        write_csv(fitted["moderation"][key], root / f"{key}.csv")
+    for stratum, tables_of in stratum_fits["moderation"].items():
+        (root / "strata" / stratum).mkdir(parents=True)
+        write_csv(tables_of["effects"], root / "strata" / stratum / "effects.csv")
+        paths["strata"].append(root / "strata" / stratum / "effects.csv")
+    read_model, read_strata = summary.read_effect_tables(paths["effects"], paths["contrasts"], paths["strata"])
+    assert set(read_model) == {"moderation"} and set(read_model["moderation"]) == {"effects", "contrasts"}
+    assert set(read_strata["moderation"]) == {"all", "pdt-anxiety"}
+    again = summary.summarise_effects([model], read_model, read_strata, CONTEXT)
+    pd.testing.assert_frame_equal(again["alliance_effects"], forest, check_dtype=False)
+    pd.testing.assert_frame_equal(again["effect_sizes"], meta, check_dtype=False)

@@ -7,7 +7,8 @@
 # per patient and session) and tests/data/demo_patients.csv (one row per patient), written by
 # `python tests/test_suite_lme4.py --write-data` from the cleaned demo data.  The variables the
 # suite derives for particular models (expectancy_c, symptoms_baseline_c, symptoms_change_s3,
-# alliance_cwt, alliance_tm_c) are computed here again, independently, from their definitions
+# alliance_cwt, alliance_tm_c, the detrended within-patient parts, the parts recomputed from a
+# model's own rows) are computed here again, independently, from their definitions
 # (config/README.md, models).  Writes one JSON file per model into <outdir>, named
 # demo_<model>.json (strata: demo_<model>_stratum_<stratum>.json); committed copies are in
 # tests/reference/suite/ (kept apart from the engine references of lme4_reference.R).
@@ -61,6 +62,30 @@ patients$alliance_tm_c <- tm[patients$therapist] - mean(patients$alliance_patien
 patients$alliance_cwt[!ok] <- NA
 patients$alliance_tm_c[!ok] <- NA
 
+# detrended within-patient parts: the residual of the patient's own least-squares line over session,
+# from the sessions with the value, missing with fewer than 3 (docs/methods.md section 4.5)
+detrended <- function(d, v) {
+  out <- rep(NA_real_, nrow(d))
+  for (p in unique(d$patient)) {
+    i <- which(d$patient == p & !is.na(d[[v]]))
+    if (length(i) >= 3) out[i] <- unname(residuals(lm(d[[v]][i] ~ d$session[i])))
+  }
+  out
+}
+sessions$alliance_within_patient_detrended <- detrended(sessions, "alliance")
+sessions$symptoms_within_patient_detrended <- detrended(sessions, "symptoms")
+# `person_means: model_rows`: the model's complete-case rows, with the within- and between-patient
+# parts of alliance and symptoms recomputed from those rows alone (docs/methods.md section 4.2)
+from_model_rows <- function(d, formula) {
+  d <- d[complete.cases(d[, all.vars(as.formula(formula))]), ]
+  for (v in c("alliance", "symptoms")) {
+    pm <- tapply(d[[v]], d$patient, mean)
+    d[[paste0(v, "_within_patient")]] <- d[[v]] - unname(pm[d$patient])
+    d[[paste0(v, "_between_patient")]] <- unname(pm[d$patient]) - mean(pm)
+  }
+  d
+}
+
 # categorical columns with the config's reference levels (coefficients renamed column[T.level])
 factor_levels <- list(therapy = c("CBT", "PDT", "IPT"), condition = c("depression", "anxiety"))
 for (col in names(factor_levels)) {
@@ -108,6 +133,25 @@ models <- list(
        formula = "symptoms_last ~ symptoms_baseline_c + alliance_cwt + alliance_tm_c + (1 | therapist)"),
   list(name = "moderation", data = "sessions", formula = paste("symptoms ~", moderation_fixed, "+", three_level_re))
 )
+# the lagged specifications without the raw lagged outcome (config/config.yaml, models, item 7)
+lagged_forward <- "alliance_within_patient + alliance_between_patient + symptoms_within_patient + symptoms_between_patient"
+lagged_reverse <- "symptoms_within_patient + symptoms_between_patient + alliance_within_patient + alliance_between_patient"
+models <- c(models, list(
+  list(name = "lagged_centred_alliance_symptoms", data = "sessions", best_of_two = TRUE,
+       formula = paste("symptoms_next ~", lagged_forward, "+ session_c + (1 + alliance_within_patient | patient)")),
+  list(name = "lagged_centred_symptoms_alliance", data = "sessions", best_of_two = TRUE,
+       formula = paste("alliance_next ~", lagged_reverse, "+ session_c + (1 + symptoms_within_patient | patient)")),
+  list(name = "lagged_detrended_alliance_symptoms", data = "sessions", best_of_two = TRUE,
+       formula = paste("symptoms_next ~", sub("alliance_within_patient", "alliance_within_patient_detrended", lagged_forward),
+                       "+ session_c + (1 + alliance_within_patient_detrended | patient)")),
+  list(name = "lagged_detrended_symptoms_alliance", data = "sessions", best_of_two = TRUE,
+       formula = paste("alliance_next ~", sub("symptoms_within_patient", "symptoms_within_patient_detrended", lagged_reverse),
+                       "+ session_c + (1 + symptoms_within_patient_detrended | patient)")),
+  list(name = "lagged_rowmeans_alliance_symptoms", data = "sessions", best_of_two = TRUE, model_rows = TRUE,
+       formula = paste("symptoms_next ~", lagged_forward, "+ session_c + (1 + alliance_within_patient | patient)")),
+  list(name = "lagged_rowmeans_symptoms_alliance", data = "sessions", best_of_two = TRUE, model_rows = TRUE,
+       formula = paste("alliance_next ~", lagged_reverse, "+ session_c + (1 + symptoms_within_patient | patient)"))
+))
 # the stratified model without moderators: every patient, then each therapy x condition stratum
 stratum_formula <- paste("symptoms ~ alliance_within_patient + alliance_between_patient + session_c +", three_level_re)
 models[[length(models) + 1]] <- list(name = "moderation_stratum_all", data = "sessions", formula = stratum_formula)
@@ -138,8 +182,22 @@ r2_mumin <- function(fit) {
        var_fixed = var_f, var_random = var_r, var_residual = var_e)
 }
 
+# the lagged variants sit on the boundary (patient intercept SD 0, correlation -1), where nloptwrap
+# can stop 1e-4 short of the REML optimum; fitted with BOBYQA too, the higher log-likelihood is kept
+bobyqa_ctrl <- lmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5, rhoend = 1e-10), calc.derivs = TRUE,
+                           check.conv.singular = .makeCC(action = "ignore", tol = 1e-4))
 reference <- function(m, d) {
   fit <- lmerTest::lmer(as.formula(m$formula), data = d, REML = TRUE, control = ctrl)
+  best_of_two <- isTRUE(m$best_of_two)
+  winner <- "nloptwrap"
+  if (best_of_two) {
+    other <- lmerTest::lmer(as.formula(m$formula), data = d, REML = TRUE, control = bobyqa_ctrl)
+    if (as.numeric(logLik(other)) > as.numeric(logLik(fit))) {
+      fit <- other
+      winner <- "bobyqa"
+    }
+  }
+  m$best_of_two <- NULL
   V <- as.matrix(vcov(fit))
   fixed <- fixed_rows(fit, py_term)
   varcor <- varcor_rows(fit)
@@ -165,12 +223,17 @@ reference <- function(m, d) {
     r2 = r2_mumin(fit),
     software = software_info()
   )
+  if (best_of_two) {
+    out$software$optimizer <- paste("the higher REML log-likelihood of nloptwrap and bobyqa (rhoend 1e-10):", winner)
+  }
   write_reference(out, outdir, m$name)
 }
 
 for (m in models) {
   d <- if (m$data == "sessions") sessions else patients
   if (!is.null(m$therapy)) d <- d[d$therapy == m$therapy & d$condition == m$condition, ]
+  if (isTRUE(m$model_rows)) d <- from_model_rows(d, m$formula)
+  m$model_rows <- NULL
   m$name <- paste0("demo_", m$name)
   reference(m, d)
 }

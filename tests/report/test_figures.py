@@ -17,64 +17,15 @@ from matplotlib.collections import LineCollection, PathCollection
 from PIL import Image
 from scipy import stats
 
-from alliance.report import figures as F
-from alliance.intake.clean import clean_dataset
 from alliance.engines.dispatch import fit
-from alliance.simulate import TrialDesign, write_trial
-from alliance.models.suite import complete_cases, fit_model, model_context, spec_from_config
-from testkit import demo_config
-
-def make_trial(directory, n_therapists: int = 12, patients_per_therapist: int = 6, seed: int = 11) -> dict:
-    """Simulate, clean and fit a small trial with the pipeline's own functions (the demo config's
-    same-session, three-level and session-3 alliance models)."""
-    write_trial(directory, TrialDesign(n_therapists=n_therapists, patients_per_therapist=patients_per_therapist), seed=seed)
-    config = demo_config()
-    config["dataset"]["name"] = "fixture"
-    config["dataset"]["sessions"]["path"] = str(directory / "sessions.csv")
-    config["dataset"]["patients"]["path"] = str(directory / "patients.csv")
-    cleaned = clean_dataset(config["dataset"], config["analysis"], config.get("cleaning"), config.get("instruments"))
-    context = model_context(config)
-    models = {m["name"]: m for m in config["models"]}
-    fitted = {
-        name: fit_model(models[name], cleaned.sessions, cleaned.patients, context)
-        for name in ("same_session", "three_level", "early_alliance")
-    }
-    return {
-        "config": config,
-        "models": models,
-        "analysis": cleaned.sessions,
-        "patients": cleaned.patients,
-        "flow": cleaned.flow,
-        "findings": cleaned.findings,
-        "summary": cleaned.summary,
-        "dictionary": cleaned.dictionary,
-        "fitted": fitted,
-        "same": fitted["same_session"],
-        "three_tables": fitted["three_level"],
-        "random_effects": fitted["three_level"]["random_effects"],
-        "residuals": fitted["three_level"]["residuals"],
-    }
+from alliance.models.specs import complete_cases, spec_from_config
+from alliance.report import figures as F
+from testkit.trials import effects_table, make_trial
 
 
 @pytest.fixture(scope="session")
 def trial(tmp_path_factory) -> dict:
     return make_trial(tmp_path_factory.mktemp("figures_trial"))
-
-
-def effects_table() -> pd.DataFrame:
-    """An alliance_effects.csv as the effects stage writes it (contract columns)."""
-    rows = [
-        ("overall", "all", "alliance_within_patient", -8.1, 0.3, -0.31, -0.34, -0.28, 600, 60),
-        ("therapy", "CBT", "alliance_within_patient", -6.2, 0.5, -0.24, -0.29, -0.19, 200, 20),
-        ("therapy", "PDT", "alliance_within_patient", -10.1, 0.5, -0.36, -0.41, -0.31, 200, 20),
-        ("condition", "anxiety", "alliance_within_patient", -8.0, 0.4, -0.30, -0.35, -0.25, 284, 60),
-        ("stratum", "CBT × anxiety", "alliance_within_patient", -6.0, 0.7, -0.22, -0.30, -0.14, 95, 20),
-        ("overall", "all", "alliance_between_patient", -7.5, 0.9, -0.33, -0.40, -0.26, 600, 60),
-    ]
-    cols = ["level", "label", "term", "estimate", "se", "r", "r_ci_low", "r_ci_high", "n_patients", "n_therapists"]
-    frame = pd.DataFrame(rows, columns=cols)
-    frame["flags"] = "none"
-    return frame
 
 
 # --------------------------------------------------------------------------- trajectories
@@ -210,8 +161,8 @@ def test_forest_rows_flip_the_sign_to_improvement():
     assert list(within["level"]) == ["overall", "therapy", "therapy", "condition", "stratum"]
 
 
-def test_forest_plot_draws_flipped_r_against_the_benchmark_band():
-    figure = F.alliance_forest(effects_table())
+def test_forest_plot_draws_flipped_r_against_the_benchmark_band(benchmark):
+    figure = F.alliance_forest(effects_table(), benchmark)
     assert [ax.get_title() for ax in figure.axes] == ["Within patients", "Between patients"]
     ax = figure.axes[0]
     xs = sorted(float(c.get_offsets()[0][0]) for c in ax.collections if isinstance(c, PathCollection))
@@ -221,6 +172,17 @@ def test_forest_plot_draws_flipped_r_against_the_benchmark_band():
     assert (x0, x1) == pytest.approx((0.256, 0.299))
     assert ax.get_xlabel() == "r between alliance and symptom improvement"
     assert any(0.278 in np.atleast_1d(line.get_xdata()) for line in ax.lines)
+    assert band.get_label() == "Flückiger et al. 2018: r = .278 [.256, .299]"
+    plt.close(figure)
+
+
+def test_forest_plot_band_follows_the_configured_benchmark(benchmark):
+    figure = F.alliance_forest(effects_table(), {**benchmark, "r": 0.2, "ci_low": 0.15, "ci_high": 0.25, "citation": "Lab 2030"})
+    ax = figure.axes[0]
+    band = next(p for p in ax.patches)
+    assert (band.get_x(), band.get_x() + band.get_width()) == pytest.approx((0.15, 0.25))
+    assert any(0.2 in np.atleast_1d(line.get_xdata()) for line in ax.lines)
+    assert band.get_label() == "Lab 2030: r = .200 [.150, .250]"
     plt.close(figure)
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 
 from testkit import ROOT, SNAKEMAKE, run_snakemake
-from test_report import check_numbers, parse, tables_from_disk
+from testkit.checkout import write_config
+from testkit.reports import check_numbers, parse, tables_from_disk
 
 pytestmark = pytest.mark.e2e
 
@@ -163,12 +164,11 @@ def open_in_chromium(html: Path, screenshot: Path | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def run(small_trial):
-    """The workflow run on the small simulated trial (reused if test_workflow already ran it)."""
-    workdir, config = small_trial
-    result = run_snakemake(workdir, config)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir, config
+def run(made_run):
+    """The workflow run on the small simulated trial: conftest's one `make run`, shared with tests/workflow."""
+    assert made_run.returncode == 0, made_run.console[-4000:]
+    write_config(made_run.directory / "config.yaml", made_run.config)  # the --configfile of the reruns below
+    return made_run.directory, made_run.config
 
 
 def test_report_opens_cleanly_in_chromium(run):
@@ -208,7 +208,8 @@ def test_numbers_in_the_text_tie_to_the_run_tables(run):
     results = workdir / "results" / config["dataset"]["name"]
     html = (workdir / "reports" / config["dataset"]["name"] / "report.html").read_text()
     has_effects = (results / "effects" / "alliance_effects.csv").exists()
-    assert check_numbers(html, tables_from_disk(results, effects=has_effects)) > 60
+    truth = workdir / Path(config["dataset"]["sessions"]["path"]).parent / "TRUTH.yaml"  # the simulator's, beside it
+    assert check_numbers(html, tables_from_disk(results, effects=has_effects, truth=truth)) > 60
 
 
 def test_pdf_is_the_printed_report(run):
@@ -221,6 +222,7 @@ def test_pdf_is_the_printed_report(run):
     assert len(pdf) < 5_000_000
 
 
+@pytest.mark.slow
 def test_my_outputs_are_deterministic(run):
     """Tables and figures byte-identical on a forced rerun; the HTML apart from the run date."""
     workdir, config = run

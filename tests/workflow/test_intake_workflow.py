@@ -16,6 +16,7 @@ import yaml
 
 from alliance.simulate import TrialDesign, simulate_trial
 from testkit import ROOT, demo_config, run_snakemake
+from testkit.instruments import MOOD4
 
 pytestmark = pytest.mark.e2e
 
@@ -108,14 +109,12 @@ def test_a_stopping_fault_writes_nothing_and_says_why(tmp_path, fault):
     assert result.returncode != 0
     log = (tmp_path / "logs/lab/clean_data.log").read_text()
     assert message in log
-    assert "clean_data stopped; nothing was written." in result.stderr and message in result.stderr
+    assert "ERROR [clean_data] stopped; nothing was written." in result.stderr and message in result.stderr
     assert _written(tmp_path) == []
     assert _digests(tmp_path / "data/raw") == raw_before
 
 
 def test_clean_all_runs_the_intake_stage_alone_with_a_lab_instrument(tmp_path):
-    from test_intake import MOOD4
-
     frame = BASE_SESSIONS.copy()
     for k in range(1, 5):
         frame[f"mood{k}"] = frame[f"phq9_{k:02d}"].replace("", "0")

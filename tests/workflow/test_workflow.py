@@ -1,4 +1,4 @@
-"""The workflow end to end: a small simulated trial in a temporary directory."""
+"""The workflow end to end: a small simulated trial through `make run` in a temporary checkout."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from testkit import ROOT, SNAKEMAKE, run_snakemake
+from testkit.checkout import digests
 
 pytestmark = pytest.mark.e2e
 
@@ -27,17 +28,11 @@ TABLES = (
 )
 
 
-def _digests(root) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
-def small_run(small_trial):
-    workdir, config = small_trial
-    raw_before = _digests(workdir / "data" / "raw")
-    result = run_snakemake(workdir, config)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir, config, raw_before
+def small_run(small_trial, made_run):
+    """The small trial through `make run` (conftest.made_run), in a checkout whose data/raw is the trial's."""
+    assert made_run.returncode == 0, made_run.console[-4000:]
+    return made_run.directory, made_run.config, made_run.raw_before
 
 
 def test_every_stage_writes_its_outputs(small_run):
@@ -47,7 +42,10 @@ def test_every_stage_writes_its_outputs(small_run):
         assert (results / name).stat().st_size > 0, name
     html = (workdir / "reports" / "small" / "report.html").read_text()
     assert "data:image/png;base64," in html
-    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html.split("<body>")[1].split("Resolved configuration")[0]
+    assert (
+        "http://" not in html.replace("http://www.w3.org", "")
+        and "https://" not in html.split("<body>")[1].split("Resolved configuration")[0]
+    )
 
 
 def test_counts_follow_the_simulated_data(small_run):
@@ -81,11 +79,12 @@ def test_model_recovers_the_simulated_within_effect(small_run):
     assert set(fit["flags"]) <= {"refitted", "optimum_disagreement"}
 
 
-def test_raw_data_untouched(small_run):
-    workdir, _, raw_before = small_run
-    assert _digests(workdir / "data" / "raw") == raw_before
+def test_raw_data_untouched(small_run, small_trial):
+    _, _, raw_before = small_run
+    assert digests(small_trial[0] / "data" / "raw") == raw_before
 
 
+@pytest.mark.slow
 def test_rerun_gives_byte_identical_tables(small_run):
     workdir, config, _ = small_run
     results = workdir / "results" / "small"
@@ -118,7 +117,10 @@ def test_stopping_error_leaves_no_results(tmp_path, small_trial):
 
 def test_lint_and_dry_run(tmp_path):
     dry = subprocess.run(
-        [str(SNAKEMAKE), "-n", "--forceall", "--quiet", "rules", "--cores", "1"], cwd=ROOT, capture_output=True, text=True
+        [str(SNAKEMAKE), "-n", "--forceall", "--quiet", "rules", "--cores", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "render_report" in dry.stdout + dry.stderr
@@ -126,9 +128,23 @@ def test_lint_and_dry_run(tmp_path):
     assert lint.returncode == 0, (lint.stdout + lint.stderr)[-3000:]
     snakefmt = SNAKEMAKE.with_name("snakefmt")
     formatted = subprocess.run(
-        [str(snakefmt), "--check", "Snakefile", "workflow/rules"], cwd=ROOT, capture_output=True, text=True
+        [str(snakefmt), "--check", "Snakefile", "workflow/Snakefile", "workflow/rules"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert formatted.returncode == 0, formatted.stderr[-2000:]
+
+
+def test_ruff_finds_nothing():
+    """`make lint`'s ruff check, on the rules of pyproject.toml ([tool.ruff])."""
+    ruff = subprocess.run(
+        [str(SNAKEMAKE.with_name("ruff")), "check", "--output-format", "concise"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert ruff.returncode == 0, ruff.stdout[-3000:]
 
 
 def test_without_a_browser_the_html_report_is_still_made(tmp_path):

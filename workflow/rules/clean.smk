@@ -23,11 +23,15 @@ rule clean_data:
         summary=f"{RESULTS}/clean/summary.json",
     log:
         f"{LOGS}/clean_data.log",
+    benchmark:
+        f"{BENCHMARKS}/clean_data.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 1523 MB in its benchmark, 1.76 GB sampled (docs/engines.md); 134 s
     resources:
-        mem_mb=2000,
+        mem_mb=2200,
+        runtime=10,
     params:
         dataset=config["dataset"],
         analysis=config["analysis"],

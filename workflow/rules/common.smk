@@ -1,21 +1,35 @@
-# Paths and helpers shared by the rules. Config was validated in the Snakefile.
+# Paths and helpers shared by the rules. Config was validated in workflow/Snakefile.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+# workflow/ (this file is workflow/rules/common.smk), whether Snakemake was given the root Snakefile
+# or workflow/Snakefile; read while this file is parsed, so it does not depend on workflow.basedir
+WORKFLOW_DIR = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parent
+sys.path.insert(0, str(WORKFLOW_DIR / "scripts"))
 
 from alliance.intake.config import check_config  # noqa: E402
-from alliance.report.core import BrowserNotFound, find_browser  # noqa: E402
+from alliance.report.pdf import BrowserNotFound, find_browser  # noqa: E402
 
 check_config(config)
 
 DATASET = config["dataset"]["name"]
 RESULTS = f"results/{DATASET}"
 LOGS = f"logs/{DATASET}"
+# one time and memory record per job (Snakemake's benchmark: files). Each rule's resources come
+# from them: mem_mb is 1.25 x the largest of the step's max_rss on the demo and on 1.17M session
+# rows (config/scale.yaml, 2 cores, 1 Dec 2026) and the peak sampled in docs/engines.md, rounded
+# up to 100 MB; runtime (minutes) is at least 3 x its slowest time at 1.17M rows on 2 busy cores
+BENCHMARKS = f"benchmarks/{DATASET}"
 # one report directory per dataset, so that a second config never overwrites (or passes off) the first's
 REPORTS = f"reports/{DATASET}"
 REPORT_HTML = f"{REPORTS}/report.html"
-MODELS = {m["name"]: m for m in config["models"] if m.get("enabled", True)}
+# the mixed-effects models (fit_model, summarise_effects, the report); an RI-CLPM (type: riclpm) is
+# fitted by rules/dynamics.smk
+MODELS = {
+    m["name"]: m
+    for m in config["models"]
+    if m.get("enabled", True) and m.get("type") != "riclpm"
+}
 # the model whose within-patient alliance slope the association figure draws
 PRIMARY_MODEL = next(
     (n for n, m in MODELS.items() if "alliance_within_patient" in m.get("fixed", [])),
@@ -47,42 +61,6 @@ def primary_model_fixed(wildcards):
     return f"{RESULTS}/models/{PRIMARY_MODEL}/fixed_effects.csv"
 
 
-# --- figures and report: files of the model and effects stages join the report once a rule
-# declares them (random_effects.csv, residuals.parquet, effects/alliance_effects.csv)
-def declared(suffix):
-    """True if some rule of the workflow declares an output ending in ``suffix``."""
-    from snakemake.io import strip_wildcard_constraints as plain
-
-    return any(plain(str(f)).endswith(suffix) for r in workflow.rules for f in r.output)
-
-
-def model_file(name, model=None):
-    """Input function: results/<ds>/models/<model>/<name> if a rule writes it, else nothing."""
-    return lambda wc: (
-        f"{RESULTS}/models/{model or wc.model}/{name}"
-        if declared(f"{{model}}/{name}")
-        else []
-    )
-
-
-def report_inputs(wildcards):
-    """The report's inputs (REPORT_INPUTS) and the optional files that are declared."""
-    files = dict(REPORT_INPUTS)
-    if declared("effects/alliance_effects.csv"):
-        files["effects"] = f"{RESULTS}/effects/alliance_effects.csv"
-        files["fig_alliance_forest"] = f"{RESULTS}/figures/alliance_forest.png"
-    if declared("effects/effect_sizes.csv"):
-        files["effect_sizes"] = f"{RESULTS}/effects/effect_sizes.csv"
-    if THERAPIST_MODEL and declared("{model}/random_effects.csv"):
-        files["fig_therapist_effects"] = f"{RESULTS}/figures/therapist_effects.png"
-    if declared("{model}/residuals.parquet"):
-        for model in sorted(MODELS):
-            files[f"fig_diagnostics_{model}"] = (
-                f"{RESULTS}/figures/diagnostics_{model}.png"
-            )
-    return files
-
-
 def _pdf_browser():
     """Chromium/Chrome for the PDF report, or None (then only the HTML report is made)."""
     try:
@@ -95,3 +73,14 @@ def _pdf_browser():
 
 
 PDF_BROWSER = _pdf_browser()
+
+
+def finished_message():
+    """The console's last line after a successful run: where the report is (or the intake's check)."""
+    targets = {job.rule.name for job in workflow.dag.targetjobs}
+    if targets & {"all", "default"}:
+        made = [REPORT_HTML] + ([REPORT_PDF] if PDF_BROWSER else [])
+        return f"Report: {' and '.join(made)}"
+    if "clean_all" in targets:
+        return f"Intake done: read {RESULTS}/clean/validation_report.csv (every problem found, and what was done)."
+    return "Done."

@@ -4,7 +4,8 @@
 #
 # The forest plot, the therapist caterpillar plot and the model diagnostics read files of the
 # model and effects stages (random_effects.csv, residuals.parquet, effects/alliance_effects.csv).
-# They join the report only when some rule declares those files (report_inputs in common.smk).
+
+from alliance.report.truth import truth_path  # noqa: E402
 
 FIGURES = f"{RESULTS}/figures"
 # the first model with a therapist random intercept: its therapist effects are plotted
@@ -33,9 +34,15 @@ rule plot_trajectories_symptoms:
         svg=f"{FIGURES}/trajectories_symptoms.svg",
     log:
         f"{LOGS}/plot_trajectories_symptoms.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_trajectories_symptoms.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 413 MB, 0.44 GB sampled; 15 s
+    resources:
+        mem_mb=600,
+        runtime=5,
     params:
         measure="symptoms",
         seed=config["run"]["seed"],
@@ -58,9 +65,15 @@ rule plot_trajectories_alliance:
         svg=f"{FIGURES}/trajectories_alliance.svg",
     log:
         f"{LOGS}/plot_trajectories_alliance.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_trajectories_alliance.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 383 MB, 0.44 GB sampled; 11 s
+    resources:
+        mem_mb=600,
+        runtime=5,
     params:
         measure="alliance",
         seed=config["run"]["seed"],
@@ -84,9 +97,15 @@ rule plot_within_between:
         svg=f"{FIGURES}/within_between.svg",
     log:
         f"{LOGS}/plot_within_between.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_within_between.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 474 MB, 0.46 GB sampled; 13 s
+    resources:
+        mem_mb=600,
+        runtime=5,
     params:
         seed=config["run"]["seed"],
     script:
@@ -108,9 +127,15 @@ rule plot_missing_data:
         svg=f"{FIGURES}/missing_data.svg",
     log:
         f"{LOGS}/plot_missing_data.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_missing_data.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 579 MB, 0.60 GB sampled; 28 s
+    resources:
+        mem_mb=800,
+        runtime=5,
     params:
         arm=["therapy", "condition"],
     script:
@@ -131,9 +156,15 @@ rule plot_flow_diagram:
         svg=f"{FIGURES}/flow_diagram.svg",
     log:
         f"{LOGS}/plot_flow_diagram.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_flow_diagram.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 222 MB; 12 s
+    resources:
+        mem_mb=300,
+        runtime=5,
     params:
         source="exclusion_flow.csv",
     script:
@@ -154,11 +185,17 @@ rule plot_alliance_forest:
         svg=f"{FIGURES}/alliance_forest.svg",
     log:
         f"{LOGS}/plot_alliance_forest.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_alliance_forest.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 234 MB; 11 s
+    resources:
+        mem_mb=300,
+        runtime=5,
     params:
-        benchmark={"r": 0.278, "ci_low": 0.256, "ci_high": 0.299},
+        benchmark=config["report"]["benchmark"],
     script:
         "../scripts/plot_alliance_forest.py"
 
@@ -166,7 +203,8 @@ rule plot_alliance_forest:
 rule plot_therapist_effects:
     """Caterpillar plot of the therapist random intercepts with 95% intervals."""
     input:
-        random_effects=model_file("random_effects.csv", THERAPIST_MODEL),
+        # requested (by the report) only when a model has a therapist random intercept
+        random_effects=f"{RESULTS}/models/{THERAPIST_MODEL}/random_effects.csv",
     output:
         png=report(
             f"{FIGURES}/therapist_effects.png",
@@ -177,9 +215,15 @@ rule plot_therapist_effects:
         svg=f"{FIGURES}/therapist_effects.svg",
     log:
         f"{LOGS}/plot_therapist_effects.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_therapist_effects.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 224 MB on the demo, 165 MB; 46 s
+    resources:
+        mem_mb=300,
+        runtime=5,
     params:
         model=THERAPIST_MODEL,
         label=MODELS.get(THERAPIST_MODEL, {}).get("label", THERAPIST_MODEL),
@@ -192,7 +236,7 @@ rule plot_diagnostics:
     """Residuals against fitted values and QQ plots of residuals and random effects, per model."""
     input:
         residuals=f"{RESULTS}/models/{{model}}/residuals.parquet",
-        random_effects=model_file("random_effects.csv"),
+        random_effects=f"{RESULTS}/models/{{model}}/random_effects.csv",
     output:
         png=report(
             f"{FIGURES}/diagnostics_{{model}}.png",
@@ -204,11 +248,60 @@ rule plot_diagnostics:
         svg=f"{FIGURES}/diagnostics_{{model}}.svg",
     log:
         f"{LOGS}/plot_diagnostics_{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_diagnostics_{{model}}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 459 MB, 0.49 GB sampled; 72 s
+    resources:
+        mem_mb=700,
+        runtime=5,
     params:
         seed=config["run"]["seed"],
         label=lambda wildcards: MODELS[wildcards.model].get("label", wildcards.model),
     script:
         "../scripts/plot_diagnostics.py"
+
+
+# the lagged mixed models (an outcome at session t + 1), in config order, and the RI-CLPMs
+# (rules/dynamics.smk): the figure of the report's section "Which comes first"
+LAGGED_MODELS = [n for n, m in MODELS.items() if str(m["outcome"]).endswith("_next")]
+LAGGED_FIGURE_INPUTS = {
+    "fits": [f"{RESULTS}/models/{m}/fit.json" for m in LAGGED_MODELS],
+    "fixed": [f"{RESULTS}/models/{m}/fixed_effects.csv" for m in LAGGED_MODELS],
+    "riclpm_fits": riclpm_results("fit.json"),
+    "riclpm_parameters": riclpm_results("parameters.csv"),
+}
+# a simulated dataset's known truth (config dataset.truth, else TRUTH.yaml beside the sessions
+# file when there is one), drawn beside the estimates and quoted by the report
+TRUTH_PATH = truth_path(config["dataset"])
+if TRUTH_PATH:
+    LAGGED_FIGURE_INPUTS["truth"] = TRUTH_PATH
+
+
+rule plot_lagged_dynamics:
+    """Both cross-lags and both carry-overs: the RI-CLPM beside the lagged multilevel models."""
+    input:
+        **LAGGED_FIGURE_INPUTS,
+    output:
+        png=report(
+            f"{FIGURES}/lagged_dynamics.png",
+            caption="../report/lagged_dynamics.rst",
+            category="Figures",
+            subcategory="Lagged dynamics",
+        ),
+        svg=f"{FIGURES}/lagged_dynamics.svg",
+    log:
+        f"{LOGS}/plot_lagged_dynamics.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_lagged_dynamics.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    # reads a few small tables (the demo: under 1 s)
+    resources:
+        mem_mb=300,
+        runtime=5,
+    script:
+        "../scripts/plot_lagged_dynamics.py"

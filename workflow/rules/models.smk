@@ -58,11 +58,15 @@ rule fit_model:
         fit=f"{RESULTS}/models/{{model}}/fit.json",
     log:
         f"{LOGS}/fit_model_{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/fit_model_{{model}}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 2130 MB (moderation), 2.16 GB sampled; 277 s
     resources:
-        mem_mb=2500,
+        mem_mb=2700,
+        runtime=15,
     params:
         model=lambda wildcards: MODELS[wildcards.model],
         context=MODEL_CONTEXT,
@@ -86,11 +90,15 @@ rule fit_stratum:
         fit=f"{RESULTS}/models/{{model}}/strata/{{stratum}}/fit.json",
     log:
         f"{LOGS}/fit_stratum_{{model}}_{{stratum}}.log",
+    benchmark:
+        f"{BENCHMARKS}/fit_stratum_{{model}}_{{stratum}}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 1470 MB (all), 1.51 GB sampled; 67 s
     resources:
-        mem_mb=2000,
+        mem_mb=1900,
+        runtime=10,
     params:
         model=lambda wildcards: MODELS[wildcards.model],
         context=MODEL_CONTEXT,
@@ -119,9 +127,15 @@ rule summarise_effects:
         ),
     log:
         f"{LOGS}/summarise_effects.log",
+    benchmark:
+        f"{BENCHMARKS}/summarise_effects.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 193 MB; 6 s
+    resources:
+        mem_mb=300,
+        runtime=5,
     params:
         models=[MODELS[name] for name in sorted(MODELS)],
         context=MODEL_CONTEXT,

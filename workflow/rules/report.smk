@@ -6,7 +6,7 @@
 REPORT_PDF = f"{REPORTS}/report.pdf"
 REPORT_TABLES = f"{RESULTS}/report"
 # the template is an input, so that editing it renders the report again
-REPORT_TEMPLATE = str(Path(workflow.basedir) / "workflow" / "report" / "report.html.j2")
+REPORT_TEMPLATE = str(WORKFLOW_DIR / "report" / "report.html.j2")
 
 
 rule report_tables:
@@ -28,18 +28,28 @@ rule report_tables:
         ),
     log:
         f"{LOGS}/report_tables.log",
+    benchmark:
+        f"{BENCHMARKS}/report_tables.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 332 MB; 7 s
+    resources:
+        mem_mb=500,
+        runtime=5,
     params:
         models=sorted(MODELS),
     script:
         "../scripts/render_tables.py"
 
 
-# what the report always reads (report_inputs in common.smk adds the optional files)
+# what the report reads: the run's tables and figures (the keys are the names render_report.py uses)
 REPORT_INPUTS = {
     "template": REPORT_TEMPLATE,
+    "template_parts": [
+        str(WORKFLOW_DIR / "report" / "macros.html.j2"),
+        str(WORKFLOW_DIR / "report" / "lagged_dynamics.html.j2"),
+    ],
     "summary": rules.clean_data.output.summary,
     "flow": rules.clean_data.output.flow,
     "validation": rules.clean_data.output.validation,
@@ -56,13 +66,33 @@ REPORT_INPUTS = {
     "fig_trajectories_symptoms": rules.plot_trajectories_symptoms.output.png,
     "fig_trajectories_alliance": rules.plot_trajectories_alliance.output.png,
     "fig_within_between": rules.plot_within_between.output.png,
+    "effects": rules.summarise_effects.output.alliance_effects,
+    "fig_alliance_forest": rules.plot_alliance_forest.output.png,
+    "effect_sizes": rules.summarise_effects.output.effect_sizes,
+    "fig_lagged_dynamics": rules.plot_lagged_dynamics.output.png,
+    # the RI-CLPMs (rules/dynamics.smk): render_report.py reads each fit.json and the tables beside it
+    "riclpm_fits": riclpm_results("fit.json"),
+    "riclpm_tables": [
+        f
+        for kind in ("parameters", "fit_indices", "long_run", "constraint_test")
+        for f in riclpm_results(f"{kind}.csv")
+    ],
 }
+# a simulated dataset's known truth (TRUTH_PATH, rules/figures.smk): the lagged estimates are shown beside it
+if TRUTH_PATH:
+    REPORT_INPUTS["truth"] = TRUTH_PATH
+if THERAPIST_MODEL:
+    REPORT_INPUTS["fig_therapist_effects"] = rules.plot_therapist_effects.output.png
+for _model in sorted(MODELS):
+    REPORT_INPUTS[f"fig_diagnostics_{_model}"] = (
+        f"{RESULTS}/figures/diagnostics_{_model}.png"
+    )
 
 
 rule render_report:
     """The narrative report as one self-contained HTML file and the same as PDF."""
     input:
-        unpack(report_inputs),
+        **REPORT_INPUTS,
     output:
         html=REPORT_HTML,
         checklist=report(
@@ -72,16 +102,21 @@ rule render_report:
         ),
     log:
         f"{LOGS}/render_report.log",
+    benchmark:
+        f"{BENCHMARKS}/render_report.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 602 MB, 0.59 GB sampled; 15 s
     resources:
-        mem_mb=2000,
+        mem_mb=800,
+        runtime=5,
     params:
         title=config["run"]["title"],
         config=config,
         primary_model=PRIMARY_MODEL,
         model_order=list(MODELS),
+        riclpm_models=sorted(RICLPM_MODELS),
         instruments=config.get("instruments", {}),
     script:
         "../scripts/render_report.py"
@@ -95,9 +130,15 @@ rule render_report_pdf:
         pdf=report(REPORT_PDF, caption="../report/report_pdf.rst", category="Report"),
     log:
         f"{LOGS}/render_report_pdf.log",
+    benchmark:
+        f"{BENCHMARKS}/render_report_pdf.tsv"
     conda:
         "../../environment.yml"
     threads: 1
+    # at 1.17M session rows (benchmarks/scale/): 1346 MB with Chromium's processes; 8 s
+    resources:
+        mem_mb=1700,
+        runtime=5,
     params:
         browser=PDF_BROWSER,
     script:

@@ -3,22 +3,18 @@
 A stratum too small to fit, or whose fit fails, is written with flags, not raised."""
 
 import logging
-import os
-import sys
 
-# mixedlm's Rust thread pool gets the job's threads, as Snakemake does for BLAS/OpenMP (it does
-# not set RAYON_NUM_THREADS): no oversubscription when jobs run side by side, one reduction order
-os.environ.setdefault("RAYON_NUM_THREADS", str(snakemake.threads))  # noqa: F821
+from alliance import step
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
-logging.captureWarnings(True)
+# before the engine loads: mixedlm's Rust thread pool gets the job's threads (step.hold_threads)
+snakemake = step.start(globals())
 
-from alliance.outputs import write_csv, write_json  # noqa: E402
-from alliance.models.suite import fit_stratum, load_model_tables  # noqa: E402
+from alliance.models.data import load_model_tables
+from alliance.models.suite import fit_stratum
+from alliance.outputs import write_csv, write_json
 
-inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
-stratum = snakemake.wildcards.stratum  # noqa: F821
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
+stratum = snakemake.wildcards.stratum
 # only the columns the model uses, with the strata.by columns the stratum filter needs
 analysis, patients = load_model_tables(params.model, inp.analysis, inp.patients)
 tables = fit_stratum(

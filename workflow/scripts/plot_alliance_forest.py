@@ -1,13 +1,13 @@
 """Snakemake step (rule plot_alliance_forest): the alliance effect as r against the benchmark."""
 
-import sys
+from alliance import step
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+snakemake = step.start(globals())
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from alliance.report.figures import BENCHMARK, alliance_forest, save  # noqa: E402
+from alliance.report.figures import alliance_forest, save
 
-effects = pd.read_csv(snakemake.input.effects)  # noqa: F821
-benchmark = {**BENCHMARK, **snakemake.params.benchmark}  # noqa: F821
-save(alliance_forest(effects, benchmark), snakemake.output.png, snakemake.output.svg)  # noqa: F821
+effects = pd.read_csv(snakemake.input.effects)
+benchmark = snakemake.params.benchmark  # (config report.benchmark, with the schema's defaults)
+save(alliance_forest(effects, benchmark), snakemake.output.png, snakemake.output.svg)

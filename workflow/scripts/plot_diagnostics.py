@@ -1,17 +1,15 @@
 """Snakemake step (rule plot_diagnostics): residual and random-effect diagnostics of one model."""
 
-import sys
+from alliance import step
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+snakemake = step.start(globals())
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from alliance.report.figures import model_diagnostics, save  # noqa: E402
+from alliance.report.figures import model_diagnostics, save
 
-inp = snakemake.input  # noqa: F821
+inp = snakemake.input
 residuals = pd.read_parquet(inp.residuals)
-random_effects = pd.read_csv(inp.random_effects, dtype={"level": str}) if inp.random_effects else None
-figure = model_diagnostics(
-    residuals, random_effects, seed=snakemake.params.seed, title=snakemake.params.label  # noqa: F821
-)
-save(figure, snakemake.output.png, snakemake.output.svg)  # noqa: F821
+random_effects = pd.read_csv(inp.random_effects, dtype={"level": str})
+figure = model_diagnostics(residuals, random_effects, seed=snakemake.params.seed, title=snakemake.params.label)
+save(figure, snakemake.output.png, snakemake.output.svg)

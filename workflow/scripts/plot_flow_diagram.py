@@ -1,12 +1,12 @@
 """Snakemake step (rule plot_flow_diagram): CONSORT-style exclusion flow."""
 
-import sys
+from alliance import step
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+snakemake = step.start(globals())
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from alliance.report.figures import exclusion_flow, save  # noqa: E402
+from alliance.report.figures import exclusion_flow, save
 
-flow = pd.read_csv(snakemake.input.flow)  # noqa: F821
-save(exclusion_flow(flow), snakemake.output.png, snakemake.output.svg)  # noqa: F821
+flow = pd.read_csv(snakemake.input.flow)
+save(exclusion_flow(flow), snakemake.output.png, snakemake.output.svg)

@@ -1,26 +1,24 @@
 """Snakemake step (rule render_report): the narrative report as one self-contained HTML file."""
 
 import json
-import sys
+from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+from alliance import step
 
-from pathlib import Path  # noqa: E402
+snakemake = step.start(globals())
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from alliance.intake.instruments import load_registry  # noqa: E402
-from alliance.models.data import report_analysis_columns  # noqa: E402
-from alliance.outputs import read_columns, write_csv  # noqa: E402
-from alliance.report.core import (  # noqa: E402
-    BrowserNotFound,
-    browser_version,
-    find_browser,
-    render_html,
-    report_context,
-)
+from alliance.intake.registry import load_registry
+from alliance.models.data import report_analysis_columns
+from alliance.outputs import read_columns, write_csv
+from alliance.report.context import report_context
+from alliance.report.html import render_html
+from alliance.report.lagged import read_riclpm
+from alliance.report.pdf import BrowserNotFound, browser_version, find_browser
+from alliance.report.truth import read_truth
 
-inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
 try:  # the PDF is printed by rule render_report_pdf; here only its tool is named
     pdf_tool = browser_version(find_browser())
 except BrowserNotFound:
@@ -28,6 +26,7 @@ except BrowserNotFound:
 
 figures = {key.removeprefix("fig_"): path for key, path in inp.items() if key.startswith("fig_")}
 fits = [json.loads(Path(p).read_text()) for p in inp.fits]
+truth_path = dict(inp.items()).get("truth")  # config dataset.truth, when the dataset has one
 context = report_context(
     title=params.title,
     summary=json.loads(Path(inp.summary).read_text()),
@@ -43,12 +42,17 @@ context = report_context(
     figures=figures,
     config=params.config,
     registry=load_registry(params.instruments or None),
-    effects=pd.read_csv(inp.effects) if "effects" in inp.keys() else None,
-    effect_sizes=pd.read_csv(inp.effect_sizes) if "effect_sizes" in inp.keys() else None,
+    benchmark=params.config["report"]["benchmark"],  # config report.benchmark, with the schema's defaults
+    effects=pd.read_csv(inp.effects),
+    effect_sizes=pd.read_csv(inp.effect_sizes),
     patients=pd.read_parquet(inp.patients),
     model_order=params.model_order,
     primary_model=params.primary_model,
     pdf_tool=pdf_tool,
+    riclpm=[read_riclpm(p) for p in inp.riclpm_fits],
+    configured_riclpm=params.riclpm_models,
+    truth=read_truth(truth_path),
+    truth_path=truth_path,
 )
 write_csv(context["checklist_frame"], out.checklist)
 Path(out.html).write_text(render_html(context), encoding="utf-8")

@@ -1,9 +1,9 @@
 """Snakemake step (rule render_report_pdf): print the HTML report to PDF with headless Chromium."""
 
-import sys
+from alliance import step
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+snakemake = step.start(globals())
 
-from alliance.report.core import html_to_pdf  # noqa: E402
+from alliance.report.pdf import html_to_pdf
 
-html_to_pdf(snakemake.input.html, snakemake.output.pdf, snakemake.params.browser)  # noqa: F821
+html_to_pdf(snakemake.input.html, snakemake.output.pdf, snakemake.params.browser)

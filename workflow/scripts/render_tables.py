@@ -1,20 +1,20 @@
 """Snakemake step (rule report_tables): Table 1 and the model comparison table as CSV."""
 
 import json
-import sys
+from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+from alliance import step
 
-from pathlib import Path  # noqa: E402
+snakemake = step.start(globals())
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from alliance.outputs import write_csv  # noqa: E402
-from alliance.report.core import model_comparison, table1  # noqa: E402
+from alliance.outputs import write_csv
+from alliance.report.tables import model_comparison, table1
 
-inp = snakemake.input  # noqa: F821
+inp = snakemake.input
 patients = pd.read_parquet(inp.patients)
 fits = [json.loads(Path(p).read_text()) for p in inp.fits]
 fixed = [pd.read_csv(p) for p in inp.fixed]
-write_csv(table1(patients), snakemake.output.table1)  # noqa: F821
-write_csv(model_comparison(fits, fixed), snakemake.output.comparison)  # noqa: F821
+write_csv(table1(patients), snakemake.output.table1)
+write_csv(model_comparison(fits, fixed), snakemake.output.comparison)

@@ -1,37 +1,17 @@
 """Snakemake step (rule summarise_effects): the forest-plot and meta-analysis effect-size tables."""
 
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
+from alliance import step
 
-from pathlib import Path  # noqa: E402
+snakemake = step.start(globals())
 
-import pandas as pd  # noqa: E402
+from alliance.models.summary import read_effect_tables, summarise_effects
+from alliance.outputs import write_csv
 
-from alliance.outputs import write_csv  # noqa: E402
-from alliance.models.suite import summarise_effects  # noqa: E402
-
-inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
-
-
-def read(path):
-    return pd.read_csv(path, dtype={"level": str, "flags": str})
-
-
-def model_of(path, depth):
-    return Path(path).parents[depth].name
-
-
-model_tables = {}
-for path in inp.effects:
-    model_tables.setdefault(model_of(path, 0), {})["effects"] = read(path)
-for path in inp.contrasts:
-    model_tables.setdefault(model_of(path, 0), {})["contrasts"] = read(path)
-stratum_tables = {}
-for path in inp.strata:  # results/<ds>/models/<model>/strata/<stratum>/effects.csv
-    stratum_tables.setdefault(model_of(path, 2), {})[model_of(path, 0)] = {"effects": read(path)}
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
+# results/<ds>/models/<model>/{effects,contrasts}.csv and .../strata/<stratum>/effects.csv
+model_tables, stratum_tables = read_effect_tables(inp.effects, inp.contrasts, inp.strata)
 tables = summarise_effects(params.models, model_tables, stratum_tables, params.context)
 write_csv(tables["alliance_effects"], out.alliance_effects)
 write_csv(tables["effect_sizes"], out.effect_sizes)

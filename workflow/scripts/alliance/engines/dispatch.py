@@ -18,7 +18,7 @@ from alliance.engines.spec import (
 )
 
 #: engine name -> module that provides it.  The module is imported on first use and must
-#: define ``fit_engine(spec, data, **options) -> FitResult`` (and ``engine_version() -> str``).
+#: define ``fit_engine(spec, data, **options) -> FitResult``, which records ``fit["engine_version"]``.
 ENGINE_MODULES: dict[str, str | None] = {
     "statsmodels": "alliance.engines.statsmodels_engine",
     "mixedlm": "alliance.engines.mixedlm_engine",

@@ -13,7 +13,7 @@ conditional SDs, fitted values, flags and the profiled check are computed by
 
 lme4's convergence messages ("Model failed to converge with max|grad| ...") raise
 ``not_converged`` (they are recorded in ``fit["warnings"]``); lme4 is known to give them on large
-data at optima every engine agrees on (methods.md section 7), and ``run.cross_check`` is the way
+data at optima every engine agrees on (methods.md section 7.5), and ``run.cross_check`` is the way
 to confirm such a fit.
 """
 

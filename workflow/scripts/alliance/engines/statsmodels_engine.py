@@ -9,7 +9,7 @@ subprocess) and ``fit(..., cross_check=<engine>)`` refits with a second engine a
 validates every name, builds the fixed-effects design with patsy from a formula it writes
 itself, builds the random-effects design directly, and fits it with statsmodels' ``MixedLM``.
 
-Numerical safeguards (docs: methods.md section 7):
+Numerical safeguards (docs/methods.md section 7.2):
 
 * several optimiser sequences are tried; the best log-likelihood wins, and every attempt, its
   log-likelihood, convergence flag and warnings are recorded;

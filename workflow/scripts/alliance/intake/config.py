@@ -11,11 +11,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from alliance.intake.instruments import Instrument, InstrumentRegistryError, load_registry
+from alliance.intake.registry import Instrument, InstrumentRegistryError, load_registry
+
+#: The cleaning policy when the config does not set a key (the schema's defaults, for direct callers).
+DEFAULT_POLICY: dict[str, Any] = {
+    "out_of_range_item": "set_missing",
+    "non_numeric_value": "set_missing",
+    "exact_duplicate_rows": "keep_first",
+    "conflicting_duplicates": "stop",
+    "invalid_session": "exclude_row",
+    "patient_switches_therapist": "keep_and_flag",
+    "dropout_definition": "end_reason",
+    "deidentification": {"allowed_columns": [], "dates_to_days": [], "date_format": None},
+}
+#: Analysis settings the intake reads, when the config does not set them (the schema's defaults).
+ANALYSIS_DEFAULTS: dict[str, str] = {
+    "alliance_score": "mean",
+    "outcome_scale": "pomp",
+    "person_means_from": "all_sessions",
+}
 
 
 class ConfigError(ValueError):
     """A configuration mistake; the message names the key."""
+
+
+def cleaning_policy(cleaning: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(policy, de-identification settings): the config's cleaning keys over :data:`DEFAULT_POLICY`."""
+    cleaning = cleaning or {}
+    policy = {**DEFAULT_POLICY, **cleaning}
+    deid = {**DEFAULT_POLICY["deidentification"], **(cleaning.get("deidentification") or {})}
+    return policy, deid
+
+
+def analysis_settings(analysis: dict[str, Any]) -> dict[str, Any]:
+    """The analysis part of the config with :data:`ANALYSIS_DEFAULTS` for the keys it leaves out."""
+    return {**ANALYSIS_DEFAULTS, **analysis}
+
+
+def supplied_score(measure: dict[str, Any]) -> str:
+    """What a measure's supplied score column holds: ``"total"`` (the default) or ``"mean"``.
+
+    >>> supplied_score({"instrument": "PHQ-9", "total": "phq_total"})
+    'total'
+    """
+    return measure.get("score", "total")
 
 
 def item_columns(measure: dict[str, Any], n_items: int) -> list[str]:
@@ -71,12 +111,22 @@ def check_dataset_config(
     """Cross-reference checks of the dataset, analysis and cleaning parts; returns the registry.
 
     Called when the workflow loads (through :func:`check_config`) and again by the
-    intake stage, so that a mistake is reported with the key that causes it.
+    intake stage, so that a mistake is reported with the key that causes it. The
+    checks run in a fixed order; the first mistake found is raised.
     """
     cleaning = cleaning or {}
     registry = load_instruments(instruments)
-    measures = dataset["measures"]
+    _check_measures(dataset["measures"], registry)
+    used = _columns_used(dataset, registry)
+    _check_alliance_and_outcomes(dataset, analysis, registry)
+    _check_labels(dataset["labels"])
+    _check_patients_file(dataset)
+    _check_dates_to_days(dataset, cleaning, used)
+    return registry
 
+
+def _check_measures(measures: dict[str, Any], registry: dict[str, Instrument]) -> None:
+    """Every measure names a known instrument, lists its items in full, and no `score` with items."""
     for key, measure in measures.items():
         instrument = measure["instrument"]
         if instrument not in registry:
@@ -97,10 +147,12 @@ def check_dataset_config(
                 "a measure given by `items` is scored by the pipeline (remove `score`)"
             )
 
-    # every column of the sessions file is read for one purpose only
+
+def _columns_used(dataset: dict[str, Any], registry: dict[str, Instrument]) -> dict[str, str]:
+    """The lab's column -> the config key that reads it; every column is read for one purpose only."""
     used: dict[str, str] = {}
     readers = [(f"dataset.columns.{c}", lab) for c, lab in dataset["columns"].items()]
-    for key, measure in measures.items():
+    for key, measure in dataset["measures"].items():
         field = "items" if "items" in measure else "total"
         columns = measure_columns(measure, registry[measure["instrument"]])
         readers += [(f"dataset.measures.{key}.{field}", column) for column in columns]
@@ -108,7 +160,14 @@ def check_dataset_config(
         if column in used and used[column] != where:
             raise ConfigError(f"{where}: column {column!r} is already used by {used[column]}")
         used.setdefault(column, where)
+    return used
 
+
+def _check_alliance_and_outcomes(
+    dataset: dict[str, Any], analysis: dict[str, Any], registry: dict[str, Instrument]
+) -> None:
+    """The alliance measure measures the alliance; every condition has a symptom outcome on one scale."""
+    measures = dataset["measures"]
     alliance_key = analysis["alliance_measure"]
     if alliance_key not in measures:
         raise ConfigError(
@@ -147,16 +206,19 @@ def check_dataset_config(
     outcome_instruments = {
         measures[key]["instrument"] for key in analysis["outcome_by_condition"].values()
     }
-    if analysis.get("outcome_scale", "pomp") == "raw" and len(outcome_instruments) > 1:
+    if analysis_settings(analysis)["outcome_scale"] == "raw" and len(outcome_instruments) > 1:
         raise ConfigError(
             "analysis.outcome_scale: 'raw' puts different measures ("
             + ", ".join(sorted(outcome_instruments))
             + ") on one axis; choose pomp or baseline_z"
         )
 
+
+def _check_labels(labels: dict[str, Any]) -> None:
+    """No spelling of a therapy or condition label maps to two canonical labels."""
     for kind in ("therapy", "condition"):
         seen: dict[str, str] = {}
-        for canonical, spellings in dataset["labels"][kind].items():
+        for canonical, spellings in labels[kind].items():
             for spelling in spellings:
                 text = str(spelling)
                 if text in seen and seen[text] != canonical:
@@ -166,6 +228,9 @@ def check_dataset_config(
                     )
                 seen[text] = canonical
 
+
+def _check_patients_file(dataset: dict[str, Any]) -> None:
+    """``patient_columns`` only with a patients file, and then with the patient column."""
     patient_columns = dataset.get("patient_columns") or {}
     if patient_columns and not dataset.get("patients"):
         raise ConfigError(
@@ -173,6 +238,10 @@ def check_dataset_config(
         )
     if dataset.get("patients") and patient_columns and "patient" not in patient_columns:
         raise ConfigError("dataset.patient_columns.patient: required when a patients file is given")
+
+
+def _check_dates_to_days(dataset: dict[str, Any], cleaning: dict[str, Any], used: dict[str, str]) -> None:
+    """At most one date column becomes ``days_since_intake``, not mapped otherwise or read twice."""
     to_days = (cleaning.get("deidentification") or {}).get("dates_to_days") or []
     if len(to_days) > 1:
         raise ConfigError(
@@ -190,4 +259,3 @@ def check_dataset_config(
             raise ConfigError(
                 f"cleaning.deidentification.dates_to_days: column {column!r} is already used by {used[column]}"
             )
-    return registry

@@ -74,7 +74,7 @@ def within_patient_detrended(
 ) -> pd.Series:
     """Within-patient deviation with the patient's own linear trend over sessions removed.
 
-    methods.md section 4 (``wai_dt``): for each patient, the least-squares line of
+    methods.md section 4.5 (``wai_dt``): for each patient, the least-squares line of
     ``value`` on the session number is fitted to the sessions where the value is
     present, and the residual is returned. Needs at least ``min_sessions`` (3)
     rated sessions -- with two, the line passes through both points -- else

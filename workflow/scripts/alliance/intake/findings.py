@@ -11,7 +11,7 @@ Row numbers
 spreadsheet program: **the header is row 1 and the first data row is row 2**.
 For a CSV/TSV file this is the line number in the file (unless a quoted value
 spans several lines; then it is the record number, which is what a spreadsheet
-shows). Readers store it per record in the ``_source_row`` column; see
+shows). Readers store it per record in the ``_source_row`` column (:data:`SOURCE_ROW`); see
 :mod:`alliance.intake.readers`.
 
 Stopping vs non-stopping problems
@@ -29,9 +29,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
+    "SOURCE_ROW",
     "STOP",
     "WARN",
     "Finding",
@@ -41,7 +43,11 @@ __all__ = [
     "format_location",
     "format_message",
     "raise_findings",
+    "source_rows",
 ]
+
+#: Name of the column the readers add, holding spreadsheet row numbers (header = row 1).
+SOURCE_ROW = "_source_row"
 
 #: ``Finding.action`` value for problems that stop the run.
 STOP = "stop"
@@ -54,6 +60,14 @@ MAX_VALUE_CHARS = 60
 MAX_LISTED = 50
 
 FINDING_COLUMNS = ["file", "row", "column", "value", "reason", "action"]
+
+
+def source_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Spreadsheet row of each record: the :data:`SOURCE_ROW` column, else 2, 3, ... (as if
+    exported with a header row), so that a finding names a row a person can open."""
+    if SOURCE_ROW in frame.columns:
+        return frame[SOURCE_ROW].to_numpy()
+    return np.arange(2, len(frame) + 2)
 
 
 def _short(value: Any) -> str:

@@ -1,13 +1,12 @@
-"""Instrument registry and scoring: item totals, prorating, reliable and clinically significant change.
+"""Scoring with an instrument's facts: item totals, prorating, reliable and clinically significant change.
 
-The registry (``instruments.yaml`` beside this module) holds the scoring facts
-of each questionnaire -- item range, reverse-keyed items, subscales, prorating
-rule, published thresholds -- as data, so that the report can state which rule
-was applied and a lab can add its own instruments from config without code.
+The facts (item range, reverse-keyed items, subscales, prorating rule, published
+thresholds) come from the registry (:mod:`alliance.intake.registry`); the functions
+here apply them to scores, vectorised over patients or sessions, and warn when a
+fact they use is not yet verified against its source.
 
 Public API
 ----------
-load_registry, Instrument, SeverityBand, InstrumentRegistryError,
 score_items, check_total_range, reliable_change, jacobson_truax_cutoff,
 pomp, severity_band.
 
@@ -19,26 +18,15 @@ Journal of Consulting and Clinical Psychology, 59(1), 12-19.
 from __future__ import annotations
 
 import math
-import re
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal
 
-import jsonschema
 import numpy as np
 import pandas as pd
-import yaml
+
+from alliance.intake.registry import Instrument
 
 __all__ = [
-    "Instrument",
-    "InstrumentRegistryError",
-    "SeverityBand",
-    "REGISTRY_PATH",
-    "INSTRUMENT_SCHEMA",
-    "load_registry",
     "score_items",
     "check_total_range",
     "reliable_change",
@@ -47,392 +35,27 @@ __all__ = [
     "severity_band",
 ]
 
-REGISTRY_PATH = Path(__file__).resolve().parent / "instruments.yaml"
-
 #: Critical |RCI| (two-sided 5 %), Jacobson & Truax (1991).
 RCI_CRITICAL = 1.96
 
 #: Item-key facts: score_items warns when one of them is listed in unchecked_fields.
 _SCORING_FIELDS = frozenset({"n_items", "item_min", "item_max", "reverse_items", "subscales"})
 
-_CATEGORIES = ("recovered", "improved", "unchanged", "deteriorated")
 
-# --------------------------------------------------------------------------- schema
+def _warn_unchecked(
+    inst: Instrument, fields: frozenset[str] | set[str], what: str, stacklevel: int = 3
+) -> None:
+    """Warn when ``what`` uses registry facts listed as unverified (``unchecked_fields``).
 
-_NULLABLE_NUMBER = {"type": ["number", "null"]}
-_TEXT = {"type": "string", "minLength": 1}
-_ITEM_LIST = {"type": "array", "items": {"type": "integer", "minimum": 1}, "uniqueItems": True}
-
-#: JSON Schema (draft 2020-12) for one registry entry; cross-field rules are in ``_check_entry``.
-INSTRUMENT_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "additionalProperties": False,
-    "required": [
-        "name",
-        "construct",
-        "n_items",
-        "item_min",
-        "item_max",
-        "reverse_items",
-        "subscales",
-        "higher_is",
-        "score",
-        "total_min",
-        "total_max",
-        "prorate_max_missing",
-        "prorate_note",
-        "reliable_change",
-        "reliability",
-        "clinical_cutoff",
-        "severity_bands",
-        "citation",
-        "checked",
-    ],
-    "properties": {
-        "name": _TEXT,
-        "construct": {"enum": ["alliance", "symptoms", "distress"]},
-        "n_items": {"type": "integer", "minimum": 1},
-        "item_min": {"type": "number"},
-        "item_max": {"type": "number"},
-        "reverse_items": _ITEM_LIST,
-        "subscales": {
-            "type": "object",
-            "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
-            "additionalProperties": {**_ITEM_LIST, "minItems": 1},
-        },
-        "higher_is": {"enum": ["better", "worse"]},
-        "score": {"enum": ["sum", "mean"]},
-        "total_min": {"type": "number"},
-        "total_max": {"type": "number"},
-        "prorate_max_missing": {"type": "integer", "minimum": 0},
-        "prorate_note": _TEXT,
-        "reliable_change": {"type": ["number", "null"], "exclusiveMinimum": 0},
-        "reliable_change_source": _TEXT,
-        "reliability": {"type": ["number", "null"], "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-        "reliability_source": _TEXT,
-        "clinical_cutoff": _NULLABLE_NUMBER,
-        "clinical_cutoff_source": _TEXT,
-        "severity_bands": {
-            "type": ["array", "null"],
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["label", "min", "max"],
-                "properties": {"label": _TEXT, "min": {"type": "number"}, "max": {"type": "number"}},
-            },
-        },
-        "citation": _TEXT,
-        "checked": {"type": "boolean"},
-        "unchecked_fields": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
-        "notes": _TEXT,
-    },
-}
-
-_VALIDATOR = jsonschema.Draft202012Validator(INSTRUMENT_SCHEMA)
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-
-
-class InstrumentRegistryError(ValueError):
-    """An instrument entry is invalid; the message names the instrument id and field."""
-
-
-# --------------------------------------------------------------------------- dataclasses
-
-
-@dataclass(frozen=True)
-class SeverityBand:
-    """One inclusive severity band of the total (sum) score."""
-
-    label: str
-    min: float
-    max: float
-
-
-@dataclass(frozen=True)
-class Instrument:
-    """Scoring facts of one questionnaire, as validated from the registry.
-
-    Item numbers are 1-based. ``total_min``/``total_max`` are the range of the sum
-    score; ``score`` names the conventional score (``"sum"`` -> column ``total``,
-    ``"mean"`` -> column ``mean``). See ``instruments.yaml`` for field meanings.
+    ``stacklevel`` 3 points the warning at the caller of the public function that calls this.
     """
-
-    id: str
-    name: str
-    construct: Literal["alliance", "symptoms", "distress"]
-    n_items: int
-    item_min: float
-    item_max: float
-    reverse_items: tuple[int, ...]
-    subscales: Mapping[str, tuple[int, ...]] = field(hash=False)
-    higher_is: Literal["better", "worse"]
-    score: Literal["sum", "mean"]
-    total_min: float
-    total_max: float
-    prorate_max_missing: int
-    prorate_note: str
-    reliable_change: float | None
-    reliability: float | None
-    clinical_cutoff: float | None
-    severity_bands: tuple[SeverityBand, ...] | None
-    citation: str
-    checked: bool
-    unchecked_fields: tuple[str, ...] = ()
-    reliable_change_source: str | None = None
-    reliability_source: str | None = None
-    clinical_cutoff_source: str | None = None
-    notes: str | None = None
-
-    def subscale_max_missing(self, name: str) -> int:
-        """Missing items allowed in subscale ``name``: floor(prorate_max_missing * k / n_items)."""
-        k = len(self.subscales[name])
-        return (self.prorate_max_missing * k) // self.n_items
-
-    def score_range(self, score: Literal["total", "mean"] = "total") -> tuple[float, float]:
-        """(min, max) of the ``total`` (sum) or ``mean`` score."""
-        if score == "total":
-            return (self.total_min, self.total_max)
-        if score == "mean":
-            return (self.item_min, self.item_max)
-        raise ValueError(f"score must be 'total' or 'mean', got {score!r}")
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain-dict form (registry field names, without ``id``), e.g. for a report or a YAML dump."""
-        out: dict[str, Any] = {
-            "name": self.name,
-            "construct": self.construct,
-            "n_items": self.n_items,
-            "item_min": self.item_min,
-            "item_max": self.item_max,
-            "reverse_items": list(self.reverse_items),
-            "subscales": {k: list(v) for k, v in self.subscales.items()},
-            "higher_is": self.higher_is,
-            "score": self.score,
-            "total_min": self.total_min,
-            "total_max": self.total_max,
-            "prorate_max_missing": self.prorate_max_missing,
-            "prorate_note": self.prorate_note,
-            "reliable_change": self.reliable_change,
-            "reliability": self.reliability,
-            "clinical_cutoff": self.clinical_cutoff,
-            "severity_bands": (
-                None
-                if self.severity_bands is None
-                else [{"label": b.label, "min": b.min, "max": b.max} for b in self.severity_bands]
-            ),
-            "citation": self.citation,
-            "checked": self.checked,
-        }
-        optional = {
-            "unchecked_fields": list(self.unchecked_fields) or None,
-            "reliable_change_source": self.reliable_change_source,
-            "reliability_source": self.reliability_source,
-            "clinical_cutoff_source": self.clinical_cutoff_source,
-            "notes": self.notes,
-        }
-        out.update({k: v for k, v in optional.items() if v is not None})
-        return out
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _err(inst_id: str, fld: str, msg: str) -> str:
-    return f"instrument {inst_id!r}: field {fld!r}: {msg}"
-
-
-def _schema_errors(inst_id: str, entry: Any) -> list[str]:
-    msgs = []
-    for e in _VALIDATOR.iter_errors(entry):
-        if e.validator == "additionalProperties" and not e.absolute_path:
-            unknown = sorted(set(entry) - set(INSTRUMENT_SCHEMA["properties"]))
-            msgs.extend(_err(inst_id, k, "unknown field") for k in unknown)
-        elif e.validator == "required":
-            missing = sorted(set(e.validator_value) - set(entry))
-            msgs.extend(_err(inst_id, k, "required field is missing") for k in missing)
-        else:
-            path = ".".join(str(p) for p in e.absolute_path) or "<entry>"
-            msgs.append(_err(inst_id, path, e.message))
-    return sorted(set(msgs))
-
-
-def _check_entry(inst_id: str, d: Mapping[str, Any]) -> list[str]:
-    """Cross-field rules a JSON Schema cannot express. Assumes the schema passed."""
-    errs: list[str] = []
-    n, lo, hi = d["n_items"], d["item_min"], d["item_max"]
-    if hi <= lo:
-        errs.append(_err(inst_id, "item_max", f"item_max ({hi}) must be greater than item_min ({lo})"))
-    bad = [i for i in d["reverse_items"] if i > n]
-    if bad:
-        errs.append(_err(inst_id, "reverse_items", f"item numbers {bad} exceed n_items ({n})"))
-    for name, items in d["subscales"].items():
-        bad = [i for i in items if i > n]
-        if bad:
-            errs.append(_err(inst_id, f"subscales.{name}", f"item numbers {bad} exceed n_items ({n})"))
-    if hi > lo:
-        for fld, want in (("total_min", n * lo), ("total_max", n * hi)):
-            if not math.isclose(d[fld], want, rel_tol=0, abs_tol=1e-9):
-                errs.append(_err(inst_id, fld, f"{d[fld]} != n_items * item_{fld[6:]} = {want}"))
-    if d["prorate_max_missing"] >= n:
-        errs.append(_err(inst_id, "prorate_max_missing", f"must be smaller than n_items ({n})"))
-    t_lo, t_hi = d["total_min"], d["total_max"]
-    rc = d["reliable_change"]
-    if rc is not None and rc > t_hi - t_lo:
-        errs.append(_err(inst_id, "reliable_change", f"{rc} exceeds the score range {t_hi - t_lo}"))
-    cut = d["clinical_cutoff"]
-    if cut is not None and not (t_lo < cut <= t_hi):
-        errs.append(_err(inst_id, "clinical_cutoff", f"{cut} is not inside ({t_lo}, {t_hi}]"))
-    for fld in ("reliability", "reliable_change", "clinical_cutoff"):
-        src = f"{fld}_source"
-        if src in d and d[fld] is None:
-            errs.append(_err(inst_id, src, f"given although {fld} is null"))
-    if d["reliability"] is not None and "reliability_source" not in d:
-        errs.append(_err(inst_id, "reliability_source", "required when reliability is given"))
-    bands = d["severity_bands"]
-    if bands is not None:
-        if bands[0]["min"] != t_lo or bands[-1]["max"] != t_hi:
-            errs.append(
-                _err(inst_id, "severity_bands", f"bands must start at total_min ({t_lo}) and end at total_max ({t_hi})")
-            )
-        for i, b in enumerate(bands):
-            if b["max"] < b["min"]:
-                errs.append(_err(inst_id, f"severity_bands.{i}", f"max ({b['max']}) < min ({b['min']})"))
-        for i, (a, b) in enumerate(zip(bands, bands[1:]), start=1):
-            if not (a["max"] < b["min"] <= a["max"] + 1):
-                errs.append(
-                    _err(
-                        inst_id,
-                        f"severity_bands.{i}",
-                        f"band starting at {b['min']} does not follow the band ending at {a['max']} without gap or overlap",
-                    )
-                )
-    unchecked = d.get("unchecked_fields", [])
-    unknown = sorted(set(unchecked) - set(INSTRUMENT_SCHEMA["properties"]))
-    if unknown:
-        errs.append(_err(inst_id, "unchecked_fields", f"names unknown fields {unknown}"))
-    if d["checked"] and unchecked:
-        errs.append(_err(inst_id, "checked", "is true but unchecked_fields is not empty"))
-    if not d["checked"] and not unchecked:
-        errs.append(_err(inst_id, "unchecked_fields", "must list the unverified fields when checked is false"))
-    if not d["checked"] and "notes" not in d:
-        errs.append(_err(inst_id, "notes", "must say why when checked is false"))
-    return errs
-
-
-def _parse_entry(inst_id: Any, entry: Any) -> Instrument:
-    if not isinstance(inst_id, str) or not re.match(_ID_PATTERN, inst_id):
-        raise InstrumentRegistryError(f"instrument {inst_id!r}: field 'id': must be a string matching {_ID_PATTERN}")
-    if not isinstance(entry, Mapping):
-        raise InstrumentRegistryError(
-            f"instrument {inst_id!r}: field '<entry>': must be a mapping, got {type(entry).__name__}"
-        )
-    entry = dict(entry)
-    errs = _schema_errors(inst_id, entry)
-    if not errs:
-        errs = _check_entry(inst_id, entry)
-    if errs:
-        raise InstrumentRegistryError("invalid instrument registry entry:\n  " + "\n  ".join(errs))
-
-    def num(x: Any) -> float | None:
-        return None if x is None else float(x)
-
-    bands = entry["severity_bands"]
-    return Instrument(
-        id=inst_id,
-        name=entry["name"],
-        construct=entry["construct"],
-        n_items=int(entry["n_items"]),
-        item_min=float(entry["item_min"]),
-        item_max=float(entry["item_max"]),
-        reverse_items=tuple(sorted(int(i) for i in entry["reverse_items"])),
-        subscales=MappingProxyType({k: tuple(int(i) for i in v) for k, v in entry["subscales"].items()}),
-        higher_is=entry["higher_is"],
-        score=entry["score"],
-        total_min=float(entry["total_min"]),
-        total_max=float(entry["total_max"]),
-        prorate_max_missing=int(entry["prorate_max_missing"]),
-        prorate_note=entry["prorate_note"],
-        reliable_change=num(entry["reliable_change"]),
-        reliability=num(entry["reliability"]),
-        clinical_cutoff=num(entry["clinical_cutoff"]),
-        severity_bands=(
-            None if bands is None else tuple(SeverityBand(b["label"], float(b["min"]), float(b["max"])) for b in bands)
-        ),
-        citation=entry["citation"],
-        checked=bool(entry["checked"]),
-        unchecked_fields=tuple(entry.get("unchecked_fields", ())),
-        reliable_change_source=entry.get("reliable_change_source"),
-        reliability_source=entry.get("reliability_source"),
-        clinical_cutoff_source=entry.get("clinical_cutoff_source"),
-        notes=entry.get("notes"),
-    )
-
-
-def load_registry(extra: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Instrument]:
-    """Load, validate and return the instrument registry, merged with a lab's own instruments.
-
-    Why: scoring rules are data, checked once at start-up, so a typo in a lab's
-    config (an unknown key, ``item_max`` below ``item_min``, a subscale item beyond
-    ``n_items``) fails loudly with the instrument id and field instead of silently
-    mis-scoring. An ``extra`` entry whose id is already in the registry is an
-    error unless it is identical to the shipped entry.
-
-    Parameters
-    ----------
-    extra : mapping of id -> entry, optional
-        Same fields as ``instruments.yaml`` (typically ``config["instruments"]``).
-
-    Returns
-    -------
-    dict of id -> Instrument
-
-    Examples
-    --------
-    >>> reg = load_registry()
-    >>> reg["PHQ-9"].clinical_cutoff
-    10.0
-    >>> lab = {"MOOD-4": {"name": "Lab mood check", "construct": "symptoms",
-    ...     "n_items": 4, "item_min": 0, "item_max": 4, "reverse_items": [2],
-    ...     "subscales": {}, "higher_is": "worse", "score": "sum", "total_min": 0,
-    ...     "total_max": 16, "prorate_max_missing": 0, "prorate_note": "lab rule",
-    ...     "reliable_change": None, "reliability": None, "clinical_cutoff": None,
-    ...     "severity_bands": None, "citation": "in-house", "checked": True}}
-    >>> load_registry(lab)["MOOD-4"].total_max
-    16.0
-    """
-    with REGISTRY_PATH.open(encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
-    if not isinstance(raw, Mapping):
-        raise InstrumentRegistryError(f"{REGISTRY_PATH}: top level must be a mapping of instrument id -> entry")
-    registry = {inst_id: _parse_entry(inst_id, entry) for inst_id, entry in raw.items()}
-    if extra:
-        if not isinstance(extra, Mapping):
-            raise InstrumentRegistryError(
-                f"extra instruments must be a mapping of id -> entry, got {type(extra).__name__}"
-            )
-        for inst_id, entry in extra.items():
-            inst = _parse_entry(inst_id, entry)
-            if inst_id in registry and registry[inst_id] != inst:
-                a, b = registry[inst_id].as_dict(), inst.as_dict()
-                diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) or ["<entry>"]
-                raise InstrumentRegistryError(
-                    f"instrument {inst_id!r}: field {diff[0]!r}: id already exists in the shipped registry "
-                    f"and the extra entry differs (fields {diff}); use a new id for a modified instrument"
-                )
-            registry[inst_id] = inst
-    return registry
-
-
-def _warn_unchecked(inst: Instrument, fields: frozenset[str] | set[str], what: str) -> None:
     used = sorted(fields & set(inst.unchecked_fields))
     if used:
         warnings.warn(
             f"{inst.id}: {what} uses registry facts not yet verified against the source: {used} "
             f"(see the instrument's notes)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
@@ -474,6 +97,7 @@ def score_items(items: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
 
     Examples
     --------
+    >>> from alliance.intake.registry import load_registry
     >>> phq = load_registry()["PHQ-9"]
     >>> df = pd.DataFrame([[1, 2, 3, 0, 1, 2, 3, 0, float("nan")]])
     >>> out = score_items(df, phq)  # 8 answered items sum to 12 -> 9 * 12 / 8
@@ -503,28 +127,34 @@ def score_items(items: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
         rev = np.asarray(inst.reverse_items) - 1
         x[:, rev] = (inst.item_min + inst.item_max) - x[:, rev]
 
-    def block(cols: np.ndarray, max_missing: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(prorated sum, mean, n_missing) over the given 0-based columns."""
-        sub = x[:, cols]
-        miss = np.isnan(sub)
-        n_miss = miss.sum(axis=1)
-        k = sub.shape[1]
-        n_ans = k - n_miss
-        s = np.where(miss, 0.0, sub).sum(axis=1)
-        ok = (n_miss <= max_missing) & (n_ans > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(ok, s / n_ans, np.nan)
-            total = np.where(ok, np.where(n_miss == 0, s, k * s / n_ans), np.nan)
-        return total, mean, n_miss
-
-    total, mean, n_miss = block(np.arange(inst.n_items), inst.prorate_max_missing)
+    total, mean, n_miss = _prorated(x, np.arange(inst.n_items), inst.prorate_max_missing)
     out: dict[str, Any] = {"total": total, "mean": mean}
     for name, sub_items in inst.subscales.items():
-        s_total, s_mean, _ = block(np.asarray(sub_items) - 1, inst.subscale_max_missing(name))
+        s_total, s_mean, _ = _prorated(x, np.asarray(sub_items) - 1, inst.subscale_max_missing(name))
         out[f"sub_{name}"] = s_total if inst.score == "sum" else s_mean
     out["n_missing_items"] = n_miss.astype(np.int64)
     out["prorated"] = (n_miss > 0) & ~np.isnan(total)
     return pd.DataFrame(out, index=items.index)
+
+
+def _prorated(
+    x: np.ndarray, cols: np.ndarray, max_missing: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prorated sum, mean, n_missing) of the item matrix ``x`` over the given 0-based columns.
+
+    Missing (NaN) when more than ``max_missing`` of the columns are missing.
+    """
+    sub = x[:, cols]
+    miss = np.isnan(sub)
+    n_miss = miss.sum(axis=1)
+    k = sub.shape[1]
+    n_ans = k - n_miss
+    s = np.where(miss, 0.0, sub).sum(axis=1)
+    ok = (n_miss <= max_missing) & (n_ans > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, s / n_ans, np.nan)
+        total = np.where(ok, np.where(n_miss == 0, s, k * s / n_ans), np.nan)
+    return total, mean, n_miss
 
 
 def check_total_range(
@@ -541,6 +171,7 @@ def check_total_range(
 
     Examples
     --------
+    >>> from alliance.intake.registry import load_registry
     >>> phq = load_registry()["PHQ-9"]
     >>> check_total_range(pd.Series([0, 27, 28, -1, None]), phq).tolist()
     [False, False, True, True, False]
@@ -596,6 +227,7 @@ def reliable_change(
 
     Examples
     --------
+    >>> from alliance.intake.registry import load_registry
     >>> phq = load_registry()["PHQ-9"]
     >>> rc = reliable_change(pd.Series([15, 16]), pd.Series([9, 10]), phq, method="fixed")
     >>> rc["category"].tolist()
@@ -608,37 +240,7 @@ def reliable_change(
     x2 = pd.to_numeric(final, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
     change = x2 - x1
     valid = ~np.isnan(change)
-
-    if method == "fixed":
-        if inst.reliable_change is None:
-            raise ValueError(f"{inst.id}: no published fixed reliable-change threshold; use method='jacobson_truax'")
-        _warn_unchecked(inst, {"reliable_change"}, "reliable_change")
-        thr = inst.reliable_change
-        rci = np.full_like(change, np.nan)
-        # small tolerance so that a prorated 5.999999999 counts as the 6 it represents
-        up = change >= thr - 1e-9
-        down = change <= -thr + 1e-9
-    elif method == "jacobson_truax":
-        r_xx = reliability if reliability is not None else inst.reliability
-        if r_xx is None:
-            raise ValueError(f"{inst.id}: no reliability in the registry; pass reliability= (e.g. the sample's alpha)")
-        if not 0 < r_xx < 1:
-            raise ValueError(f"{inst.id}: reliability must be in (0, 1), got {r_xx}")
-        if reliability is None:
-            _warn_unchecked(inst, {"reliability"}, "reliable_change")
-        if sd_baseline is not None:
-            sd = float(sd_baseline)
-        else:  # SD of all available baselines (pre-treatment SD of the sample)
-            sd = float(np.nanstd(x1, ddof=1)) if np.count_nonzero(~np.isnan(x1)) > 1 else math.nan
-        if not (np.isfinite(sd) and sd > 0):
-            raise ValueError(f"{inst.id}: baseline SD must be positive and finite, got {sd}")
-        s_diff = math.sqrt(2.0) * sd * math.sqrt(1.0 - r_xx)
-        rci = change / s_diff
-        up = rci > RCI_CRITICAL
-        down = rci < -RCI_CRITICAL
-    else:
-        raise ValueError(f"method must be 'fixed' or 'jacobson_truax', got {method!r}")
-
+    rci, up, down = _reliable_rise_and_fall(x1, change, inst, method, sd_baseline, reliability)
     improve, deteriorate = (down, up) if inst.higher_is == "worse" else (up, down)
 
     c = cutoff if cutoff is not None else inst.clinical_cutoff
@@ -649,12 +251,7 @@ def reliable_change(
     else:
         crossed = _caseness(x1, c, inst.higher_is) & ~_caseness(x2, c, inst.higher_is)
 
-    cat = np.full(change.shape, "unchanged", dtype=object)
-    cat[deteriorate] = "deteriorated"
-    cat[improve] = "improved"
-    cat[improve & crossed] = "recovered"
-    cat[~valid] = None
-
+    cat = _categories(improve, deteriorate, crossed, valid)
     idx = baseline.index
     return pd.DataFrame(
         {
@@ -669,6 +266,52 @@ def reliable_change(
             "category": pd.Series(cat, index=idx, dtype=object),
         }
     )
+
+
+def _categories(improve: np.ndarray, deteriorate: np.ndarray, crossed: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Recovered (reliable improvement across the cut-off), improved, deteriorated or unchanged; None if invalid."""
+    cat = np.full(improve.shape, "unchanged", dtype=object)
+    cat[deteriorate] = "deteriorated"
+    cat[improve] = "improved"
+    cat[improve & crossed] = "recovered"
+    cat[~valid] = None
+    return cat
+
+
+def _reliable_rise_and_fall(
+    x1: np.ndarray, change: np.ndarray, inst: Instrument, method: str,
+    sd_baseline: float | None, reliability: float | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rci, reliable rise, reliable fall) of the scores by ``method`` (see :func:`reliable_change`).
+
+    The warnings point (stacklevel) at the caller of :func:`reliable_change`.
+    """
+    if method == "fixed":
+        if inst.reliable_change is None:
+            raise ValueError(f"{inst.id}: no published fixed reliable-change threshold; use method='jacobson_truax'")
+        _warn_unchecked(inst, {"reliable_change"}, "reliable_change", stacklevel=4)
+        thr = inst.reliable_change
+        rci = np.full_like(change, np.nan)
+        # small tolerance so that a prorated 5.999999999 counts as the 6 it represents
+        return rci, change >= thr - 1e-9, change <= -thr + 1e-9
+    if method == "jacobson_truax":
+        r_xx = reliability if reliability is not None else inst.reliability
+        if r_xx is None:
+            raise ValueError(f"{inst.id}: no reliability in the registry; pass reliability= (e.g. the sample's alpha)")
+        if not 0 < r_xx < 1:
+            raise ValueError(f"{inst.id}: reliability must be in (0, 1), got {r_xx}")
+        if reliability is None:
+            _warn_unchecked(inst, {"reliability"}, "reliable_change", stacklevel=4)
+        if sd_baseline is not None:
+            sd = float(sd_baseline)
+        else:  # SD of all available baselines (pre-treatment SD of the sample)
+            sd = float(np.nanstd(x1, ddof=1)) if np.count_nonzero(~np.isnan(x1)) > 1 else math.nan
+        if not (np.isfinite(sd) and sd > 0):
+            raise ValueError(f"{inst.id}: baseline SD must be positive and finite, got {sd}")
+        s_diff = math.sqrt(2.0) * sd * math.sqrt(1.0 - r_xx)
+        rci = change / s_diff
+        return rci, rci > RCI_CRITICAL, rci < -RCI_CRITICAL
+    raise ValueError(f"method must be 'fixed' or 'jacobson_truax', got {method!r}")
 
 
 def jacobson_truax_cutoff(m_clin: float, sd_clin: float, m_func: float, sd_func: float) -> float:
@@ -697,6 +340,7 @@ def pomp(scores: pd.Series, instrument: Instrument, score: Literal["total", "mea
 
     Examples
     --------
+    >>> from alliance.intake.registry import load_registry
     >>> pomp(pd.Series([12.0, 36.0, 60.0]), load_registry()["WAI-SR"]).tolist()
     [0.0, 50.0, 100.0]
     """
@@ -714,6 +358,7 @@ def severity_band(totals: pd.Series, instrument: Instrument) -> pd.Series:
 
     Examples
     --------
+    >>> from alliance.intake.registry import load_registry
     >>> severity_band(pd.Series([4, 10, 27]), load_registry()["PHQ-9"]).tolist()
     ['minimal', 'moderate', 'severe']
     """

@@ -11,11 +11,25 @@ import re
 from typing import Any
 
 from alliance.models.moderation import moderated_fixed
+from alliance.models.person_means import values_of_parts
 
-__all__ = ["ModelConfigError", "STRATUM_ALL", "check_models", "strata", "stratum_model", "model_context"]
+__all__ = [
+    "ModelConfigError",
+    "STRATUM_ALL",
+    "RICLPM",
+    "check_models",
+    "is_riclpm",
+    "mixed_models",
+    "riclpm_models",
+    "strata",
+    "stratum_model",
+    "model_context",
+]
 
 #: the pseudo-stratum holding every patient (the "overall" row of the forest plot)
 STRATUM_ALL = "all"
+#: the ``type`` of a random-intercept cross-lagged panel model (a model without ``type`` is a mixed model)
+RICLPM = "riclpm"
 
 
 class ModelConfigError(ValueError):
@@ -35,7 +49,8 @@ def strata(model: dict[str, Any], labels: dict[str, list[str]]) -> dict[str, dic
 
     >>> strata({"strata": {"by": ["therapy", "condition"]}},
     ...        {"therapy": ["CBT", "PDT"], "condition": ["depression"]})
-    {'all': {}, 'cbt-depression': {'therapy': 'CBT', 'condition': 'depression'}, 'pdt-depression': {'therapy': 'PDT', 'condition': 'depression'}}
+    {'all': {}, 'cbt-depression': {'therapy': 'CBT', 'condition': 'depression'},
+     'pdt-depression': {'therapy': 'PDT', 'condition': 'depression'}}
     """
     spec = model.get("strata")
     if not spec:
@@ -80,18 +95,76 @@ def _term_columns(term: str) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
+def is_riclpm(model: dict[str, Any]) -> bool:
+    """Whether a config entry is an RI-CLPM (``type: riclpm``), fitted by the dynamics rule, not the engine."""
+    return model.get("type") == RICLPM
+
+
+def mixed_models(models: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The enabled mixed-effects models (every entry without ``type: riclpm``), by name, in config order.
+
+    >>> list(mixed_models([{"name": "a"}, {"name": "b", "type": "riclpm"}, {"name": "c", "enabled": False}]))
+    ['a']
+    """
+    return {m["name"]: m for m in models if m.get("enabled", True) and not is_riclpm(m)}
+
+
+def riclpm_models(models: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The enabled RI-CLPMs (``type: riclpm``), by name, in config order.
+
+    >>> list(riclpm_models([{"name": "a"}, {"name": "b", "type": "riclpm"}]))
+    ['b']
+    """
+    return {m["name"]: m for m in models if m.get("enabled", True) and is_riclpm(m)}
+
+
+def _check_riclpm(model: dict[str, Any]) -> None:
+    """An RI-CLPM entry: two different variables, the alliance first in name (x) and symptoms (y)."""
+    where = f"models.{model['name']}"
+    variables = model["variables"]
+    if variables["alliance"] == variables["symptoms"]:
+        raise ModelConfigError(
+            f"{where}.variables: alliance and symptoms are both {variables['alliance']!r}; name two different columns"
+        )
+    if model.get("cluster") in (variables["alliance"], variables["symptoms"]):
+        raise ModelConfigError(f"{where}.cluster: {model['cluster']!r} is one of the model's variables")
+
+
+def _check_lagged_keys(model: dict[str, Any], fixed_cols: set[str]) -> None:
+    """``person_means`` needs session rows and a within/between part to recompute."""
+    where = f"models.{model['name']}"
+    if model.get("person_means") == "model_rows":
+        if model.get("data", "sessions") == "patients":
+            raise ModelConfigError(
+                f"{where}.person_means: model_rows needs session rows; a patient-level model has one row per patient"
+            )
+        if not values_of_parts(sorted(fixed_cols) + [model["outcome"]]):
+            raise ModelConfigError(
+                f"{where}.person_means: model_rows, but the model uses no within/between part of "
+                "alliance or symptoms to recompute"
+            )
+
+
 def check_models(config: dict[str, Any]) -> None:
     """Cross-reference checks of the ``models`` section that the JSON schema cannot express.
 
     Raises :class:`ModelConfigError` naming the model and key: moderators must be categorical
     with a reference level, therapy and condition reference levels must be canonical labels,
     roles, moderated terms and contrast weights must name fixed terms, patient-level models
-    cannot filter on sessions or group by patient, and a lagged alliance -> symptoms model needs
-    the reverse direction (methods.md section 5, item 3).
+    cannot filter on sessions or group by patient, ``person_means: model_rows`` needs session rows
+    and a within/between part, an RI-CLPM needs two different variables, names are unique, and
+    a lagged alliance -> symptoms model needs the reverse direction (methods.md section 5, item 3).
     """
     labels = {k: list(v) for k, v in config["dataset"]["labels"].items()}
-    enabled = [m for m in config["models"] if m.get("enabled", True)]
+    enabled = list(mixed_models(config["models"]).values())
+    seen: set[str] = set()
     for model in config["models"]:
+        if model["name"] in seen:
+            raise ModelConfigError(f"models.{model['name']}: two models have this name; names must be unique")
+        seen.add(model["name"])
+        if is_riclpm(model):
+            _check_riclpm(model)
+            continue
         where = f"models.{model['name']}"
         fixed = list(model.get("fixed", []))
         cats = dict(model.get("categorical") or {})
@@ -150,6 +223,7 @@ def check_models(config: dict[str, Any]) -> None:
                 if col not in labels:
                     raise ModelConfigError(f"{where}.strata.by: {col!r} has no labels in dataset.labels")
             strata(model, labels)
+        _check_lagged_keys(model, fixed_cols)
     lagged = [m for m in enabled if m["outcome"].endswith("_next") and any(
         str(t).startswith("alliance_") and t.split(":")[0].endswith("within_patient") for t in m.get("fixed", []))]
     reverse = [m for m in enabled if m["outcome"].startswith("alliance") and m["outcome"].endswith("_next")]

@@ -12,7 +12,10 @@ A model's ``data`` key chooses the level:
 the configuration is evaluated as code, every name is checked against the data.
 
 Centring is done on the whole table before the filter, so a filtered model (a stratum, sessions
-1-7) keeps the centring of the full sample; the fitted rows are then the complete cases.
+1-7) keeps the centring of the full sample; the fitted rows are then the complete cases. A
+detrended part the intake does not make is made on the whole table too, and ``person_means:
+model_rows`` recomputes the within/between parts on the complete cases after the filter
+(alliance.models.person_means).
 
 A model job reads only what its model uses (:func:`load_model_tables`): the session-table
 columns of :func:`analysis_columns`, or, for a patient-level model, the patients table alone.
@@ -27,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.models.moderation import moderated_fixed
+from alliance.models.person_means import add_detrended_parts, parts_from_model_rows, source_columns
 from alliance.outputs import read_columns
 
 __all__ = [
@@ -39,8 +43,10 @@ __all__ = [
     "apply_filter",
     "describe_filter",
     "model_frame",
+    "model_variables",
     "sample_counts",
     "analysis_columns",
+    "riclpm_columns",
     "spec_columns",
     "load_model_tables",
     "report_analysis_columns",
@@ -54,9 +60,16 @@ PATIENT_DERIVED = {
     "symptoms_baseline_c": "baseline symptoms minus the mean over patients with a baseline (common outcome scale)",
     "symptoms_change_s3": "early change: symptoms at session 3 minus baseline (negative = improvement)",
     "alliance_pm_c": "patient mean alliance (all rated sessions) minus the grand mean of patient means",
-    "alliance_cwt": "patient mean alliance minus the therapist's mean of patient means (patient within therapist; methods wai_cwt)",
-    "alliance_tm_c": "therapist mean of patient mean alliance minus the grand mean of patient means (between therapists; methods wai_tm_c)",
-    "alliance_s3_cwt": "session-3 alliance minus the therapist's mean session-3 alliance (patients with a session-3 rating)",
+    "alliance_cwt": (
+        "patient mean alliance minus the therapist's mean of patient means (patient within therapist; methods wai_cwt)"
+    ),
+    "alliance_tm_c": (
+        "therapist mean of patient mean alliance minus the grand mean of patient means "
+        "(between therapists; methods wai_tm_c)"
+    ),
+    "alliance_s3_cwt": (
+        "session-3 alliance minus the therapist's mean session-3 alliance (patients with a session-3 rating)"
+    ),
     "alliance_s3_tm_c": "therapist mean session-3 alliance minus the grand mean of session-3 alliance",
     "alliance_s1_4_cwt": "mean alliance of sessions 1-4 minus the therapist's mean of it",
     "alliance_s1_4_tm_c": "therapist mean of the sessions 1-4 alliance minus its grand mean",
@@ -123,7 +136,9 @@ def patient_frame(patients: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def centre_columns(data: pd.DataFrame, columns: list[str], patient: str = "patient") -> tuple[pd.DataFrame, dict[str, float]]:
+def centre_columns(
+    data: pd.DataFrame, columns: list[str], patient: str = "patient"
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Add ``<col>_c`` = col minus the grand mean of patient means (each patient weight 1).
 
     For a patient characteristic (constant within patients, such as expectancy) this is the mean
@@ -234,6 +249,17 @@ def describe_filter(spec: dict[str, Any] | None) -> str:
     return "; ".join(parts) or "none"
 
 
+def model_variables(model: dict[str, Any]) -> list[str]:
+    """The columns a config model's fit uses (outcome, fixed terms with moderation, random-effects
+    columns), as :func:`alliance.models.specs.model_columns` lists them for its spec.
+
+    >>> model_variables({"outcome": "y", "fixed": ["x", "x:therapy"], "random": [{"group": "patient"}]})
+    ['y', 'x', 'therapy', 'patient']
+    """
+    fixed = moderated_fixed(list(model.get("fixed") or []), model.get("moderation"))
+    return spec_columns({"outcome": model.get("outcome"), "fixed": fixed, "random": model.get("random") or []})
+
+
 def model_frame(
     model: dict[str, Any],
     analysis: pd.DataFrame | None,
@@ -243,8 +269,10 @@ def model_frame(
     """The table a model is fitted to (before listwise deletion) and a record of how it was made.
 
     ``extra_filter`` (an ``include`` mapping, used for strata) is applied after the model's own.
-    The record holds the data level, the rows before and after the filter, the filter as text
-    and the centring means.
+    The record holds the data level, the rows before and after the filter, the filter as text,
+    the centring means, the variables made here and, with a ``person_means`` key, how the person
+    means were taken. With ``person_means: model_rows`` the table is already the complete cases,
+    their within/between parts recomputed on them (:func:`alliance.models.person_means.parts_from_model_rows`).
     """
     level = model.get("data", "sessions")
     if level == "patients":
@@ -257,22 +285,41 @@ def model_frame(
         base = analysis
     else:
         raise ModelDataError(f"model {model['name']!r}: data must be 'sessions' or 'patients', not {level!r}")
+    variables = model_variables(model)
+    made: dict[str, str] = {}
     try:
         frame, means = centre_columns(base, list(model.get("centre") or []))
+        if level == "sessions":
+            frame, made = add_detrended_parts(frame, variables)
         filtered = apply_filter(frame, model.get("filter"))
         if extra_filter:
             filtered = apply_filter(filtered, {"include": {c: [v] for c, v in extra_filter.items()}})
     except ModelDataError as error:
         raise ModelDataError(f"model {model['name']!r}: {error}") from None
+    rows_after_filter = int(len(filtered))
+    person_means = None
+    if model.get("person_means") == "model_rows" and set(variables) <= set(filtered.columns):
+        try:
+            filtered, person_means = parts_from_model_rows(filtered, variables)
+        except KeyError as error:
+            raise ModelDataError(f"model {model['name']!r}: {error.args[0]}") from None
+    elif model.get("person_means"):
+        person_means = {"setting": model["person_means"], "text": "person means over every rated session (intake)"}
     record = {
         "data": level,
         "rows_in_table": int(len(base)),
-        "rows_after_filter": int(len(filtered)),
+        "rows_after_filter": rows_after_filter,
         "filter": describe_filter(model.get("filter")),
-        "stratum_filter": describe_filter({"include": {c: [v] for c, v in extra_filter.items()}}) if extra_filter else "none",
-        "centring": {f"{c}_c": f"{c} minus {m:.10g} (grand mean of patient means, whole table)" for c, m in means.items()},
-        "derived": {c: PATIENT_DERIVED[c] for c in PATIENT_DERIVED if level == "patients"},
+        "stratum_filter": (
+            describe_filter({"include": {c: [v] for c, v in extra_filter.items()}}) if extra_filter else "none"
+        ),
+        "centring": {
+            f"{c}_c": f"{c} minus {m:.10g} (grand mean of patient means, whole table)" for c, m in means.items()
+        },
+        "derived": {**{c: PATIENT_DERIVED[c] for c in PATIENT_DERIVED if level == "patients"}, **made},
     }
+    if person_means is not None:
+        record["person_means"] = person_means
     return filtered, record
 
 
@@ -291,7 +338,10 @@ def _parts(term: str) -> list[str]:
 
 def _random_columns(terms: list[dict[str, Any]]) -> list[str]:
     """The grouping, ``nested_in`` and slope columns of random-effects terms (config or fit.json form)."""
-    return [c for t in terms for c in (t["group"], *([t["nested_in"]] if t.get("nested_in") else []), *(t.get("slopes") or []))]
+    columns: list[str] = []
+    for t in terms:
+        columns += [t["group"], *([t["nested_in"]] if t.get("nested_in") else []), *(t.get("slopes") or [])]
+    return columns
 
 
 def analysis_columns(model: dict[str, Any]) -> list[str]:
@@ -302,9 +352,12 @@ def analysis_columns(model: dict[str, Any]) -> list[str]:
     moderators and interactions), the ``categorical`` columns, the random-effects groups,
     ``nested_in`` groups and slopes, the ``centre`` columns, the ``filter`` columns
     (``session_min``/``session_max`` use ``session``) and the ``strata.by`` columns (the stratum
-    jobs filter on them).  A centred column ``<col>_c`` is made from ``<col>`` by
-    :func:`centre_columns`, so it is not listed.  A patient-level model (``data: patients``)
-    reads no session rows: the list is empty.  Names are not checked against the table
+    jobs filter on them), then the columns the model stage makes its own parts from
+    (:func:`alliance.models.person_means.source_columns`: the values behind a detrended symptom
+    part, or behind every part with ``person_means: model_rows``).  A centred column ``<col>_c`` is
+    made from ``<col>`` by :func:`centre_columns`, so it is not listed.  A patient-level model
+    (``data: patients``) reads no session rows: the list is empty; an RI-CLPM (``type: riclpm``)
+    reads :func:`riclpm_columns`.  Names are not checked against the table
     (:func:`alliance.outputs.read_columns` skips those it does not have; the model stage
     then names what is missing).
 
@@ -315,11 +368,14 @@ def analysis_columns(model: dict[str, Any]) -> list[str]:
     ...                   "moderation": {"terms": ["alliance_within_patient"], "by": ["therapy"]},
     ...                   "random": [{"group": "patient", "slopes": ["alliance_within_patient"]}],
     ...                   "filter": {"session_max": 7, "exclude": {"site": ["s9"]}}, "strata": {"by": ["condition"]}})
-    ['patient', 'therapist', 'session', 'symptoms', 'alliance_within_patient', 'therapy', 'expectancy', 'site', 'condition']
+    ['patient', 'therapist', 'session', 'symptoms', 'alliance_within_patient', 'therapy', 'expectancy', 'site',
+     'condition']
     >>> analysis_columns({"name": "p", "data": "patients", "outcome": "symptoms_last", "fixed": ["alliance_s3"],
     ...                   "random": [{"group": "therapist"}]})
     []
     """
+    if model.get("type") == "riclpm":
+        return riclpm_columns(model)
     if model.get("data", "sessions") == "patients":
         return []
     names: list[str] = [*ID_COLUMNS, model["outcome"]]
@@ -335,8 +391,22 @@ def analysis_columns(model: dict[str, Any]) -> list[str]:
     for key in ("include", "exclude"):
         names += [str(c) for c in (spec.get(key) or {})]
     names += [str(c) for c in (model.get("strata") or {}).get("by", [])]
+    names += source_columns(model_variables(model), model.get("person_means"))
     made = {f"{c}_c" for c in centred}
     return [n for n in dict.fromkeys(names) if n not in made]
+
+
+def riclpm_columns(model: dict[str, Any]) -> list[str]:
+    """The analysis-table columns an RI-CLPM (``type: riclpm``) reads: identifiers, its two variables, its cluster.
+
+    >>> riclpm_columns({"type": "riclpm", "variables": {"alliance": "alliance", "symptoms": "symptoms"},
+    ...                 "cluster": "therapist"})
+    ['patient', 'therapist', 'session', 'alliance', 'symptoms']
+    """
+    variables = model["variables"]
+    cluster = [model["cluster"]] if model.get("cluster") else []
+    names = [*ID_COLUMNS, variables["alliance"], variables["symptoms"], *cluster]
+    return list(dict.fromkeys(names))
 
 
 def spec_columns(spec: dict[str, Any]) -> list[str]:

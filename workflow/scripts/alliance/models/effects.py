@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from alliance.engines.checks import group_covariances  # one reading of a variance-components table
+# one reading of a variance-components table, shared with the engines' checks
+from alliance.engines.checks import group_covariances
 
 __all__ = [
     "ROLES",
@@ -285,7 +286,8 @@ def r2_nakagawa(fixed_part: np.ndarray, variance_components: pd.DataFrame, data:
     -------
     >>> vc = pd.DataFrame({"group": ["patient", "Residual"], "term": ["Intercept", "Residual"],
     ...                    "variance": [2.0, 1.0], "sd": [2 ** .5, 1.0], "correlation": [np.nan, np.nan]})
-    >>> r2_nakagawa(np.array([0.0, 2.0]), vc, pd.DataFrame(index=[0, 1]))[["r2_marginal", "r2_conditional"]].values.tolist()
+    >>> r2 = r2_nakagawa(np.array([0.0, 2.0]), vc, pd.DataFrame(index=[0, 1]))
+    >>> r2[["r2_marginal", "r2_conditional"]].values.tolist()
     [[0.4, 0.8]]
     """
     fx = np.asarray(fixed_part, dtype=float)

@@ -10,7 +10,8 @@ that the tests check against pandas directly.
 Sign convention: symptoms are scored higher = worse and alliance higher = better,
 so a beneficial alliance gives a *negative* correlation with symptoms.  The forest
 plot shows ``r_improvement = -r`` ("r between alliance and symptom improvement"),
-the metric of the Flückiger et al. (2018) benchmark r = .278 [.256, .299].
+the metric of the published benchmark it is drawn against (config ``report.benchmark``,
+by default Flückiger et al. 2018).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from matplotlib.patches import FancyBboxPatch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from alliance.report.wording import benchmark_text  # noqa: E402
+
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 STYLE = {
     "figure.dpi": 100,
@@ -40,9 +43,6 @@ STYLE = {
     "svg.hashsalt": "alliance",  # stable element ids in SVG output
     "svg.fonttype": "none",
 }
-
-#: Flückiger, Del Re, Wampold & Horvath (2018), Psychotherapy 55(4):316-340, face-to-face.
-BENCHMARK = {"r": 0.278, "ci_low": 0.256, "ci_high": 0.299, "label": "Flückiger et al. 2018: r = .278 [.256, .299]"}
 
 #: Order and wording of the effect levels in the forest plot.
 LEVELS = {"overall": "Overall", "therapy": "Therapy type", "condition": "Condition", "stratum": "Therapy × condition"}
@@ -280,10 +280,12 @@ def forest_rows(effects: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns="level_order")
 
 
-def alliance_forest(effects: pd.DataFrame, benchmark: dict = BENCHMARK) -> plt.Figure:
+def alliance_forest(effects: pd.DataFrame, benchmark: dict) -> plt.Figure:
     """Forest plot of the alliance effect as r (sign flipped: alliance and symptom
     improvement) per therapy type, condition and stratum, one panel per alliance term,
-    against the band of the published benchmark."""
+    against the band of the published benchmark (config ``report.benchmark``: ``r``,
+    ``ci_low``, ``ci_high`` and ``citation``, which with the values labels the band)."""
+    label = f"{benchmark['citation']}: {benchmark_text(benchmark)}"
     rows = forest_rows(effects)
     terms = [t for t in TERM_LABELS if t in set(rows["term"])] + sorted(set(rows["term"]) - set(TERM_LABELS))
     n_rows = max((rows["term"] == t).sum() for t in terms) if terms else 1
@@ -292,7 +294,7 @@ def alliance_forest(effects: pd.DataFrame, benchmark: dict = BENCHMARK) -> plt.F
         for ax, term in zip(axes[0], terms):
             sub = rows[rows["term"] == term].reset_index(drop=True)
             y = np.arange(len(sub))[::-1]
-            ax.axvspan(benchmark["ci_low"], benchmark["ci_high"], color=OKABE_ITO[1], alpha=0.25, linewidth=0, label=benchmark["label"])
+            ax.axvspan(benchmark["ci_low"], benchmark["ci_high"], color=OKABE_ITO[1], alpha=0.25, linewidth=0, label=label)
             ax.axvline(benchmark["r"], color=OKABE_ITO[1], lw=1.2)
             ax.axvline(0, color="#888888", lw=0.8)
             colours = [OKABE_ITO[0] if lvl == "overall" else "#333333" for lvl in sub["level"]]

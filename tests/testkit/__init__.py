@@ -1,7 +1,16 @@
 """Helpers shared by the tests: paths, the demo configuration, the intake on it, a Snakemake runner.
 
 Imported as ``from testkit import ...`` (``tests/`` is on pytest's pythonpath); fixtures stay in
-``conftest.py``.
+``conftest.py``.  Helpers of one area live in the modules beside this one, so that no test module
+imports another:
+
+* ``testkit.lme4_refs``: the engine reference models, their lme4 tolerances and the agreement check;
+* ``testkit.demo_exports``: the compact exports of the cleaned demo data the suite tests fit;
+* ``testkit.trials``: a small simulated trial, cleaned and fitted, and a hand-made effects table;
+* ``testkit.reports``: a reader's parser of the HTML report and the check that its numbers tie to
+  the run's tables;
+* ``testkit.instruments``: a lab's own instrument, declared in a config;
+* ``testkit.checkout``: a checkout of the repository in a temporary directory, and ``make`` in it.
 """
 
 from __future__ import annotations
@@ -13,8 +22,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
 
 def demo_config() -> dict:
     """The shipped demo configuration, as a dict."""

@@ -1,0 +1,93 @@
+"""A checkout of the repository in a temporary directory, for the tests that run ``make`` (tests/workflow/).
+
+``make run`` works in the directory of the Makefile; a test runs it in a fresh directory that holds
+the repository's Makefile, Snakefiles, workflow, profile and requirements (links to this checkout,
+the pinned ``.venv`` too, so nothing is installed), and its own ``config/`` and ``data/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from testkit import ROOT
+
+# what a checkout shares with this one (links); config/ and data/ are each test's own
+SHARED = ("Makefile", "Snakefile", "workflow", "profiles", "requirements", "bench", ".venv")
+
+
+def checkout(directory: Path, config: dict | None = None, data: Path | None = None) -> Path:
+    """Make ``directory`` a checkout: the shared parts linked, ``config`` as config/config.yaml.
+
+    ``data``: a directory whose contents become the checkout's ``data/raw/`` (linked, never written:
+    the pipeline only reads data/raw).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in SHARED:
+        (directory / name).symlink_to(ROOT / name)
+    (directory / "config").mkdir()
+    (directory / "reports").mkdir()
+    if config is not None:
+        write_config(directory / "config" / "config.yaml", config)
+    if data is not None:
+        (directory / "data").mkdir()
+        (directory / "data" / "raw").symlink_to(data)
+    return directory
+
+
+def write_config(path: Path, config: dict) -> Path:
+    """Write ``config`` as YAML (the order of its keys kept)."""
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def make(directory: Path, *arguments: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """``make ARGUMENTS`` in ``directory``, stdout and stderr together (what the terminal shows)."""
+    return subprocess.run(
+        ["make", "--no-print-directory", *arguments],
+        cwd=directory,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        env=os.environ | {"NO_COLOR": "1"},
+    )
+
+
+def interrupt_make(directory: Path, *arguments: str, after_line: str, timeout: float = 900) -> str:
+    """Start ``make ARGUMENTS`` and press Ctrl-C (SIGINT to its process group) once ``after_line`` shows.
+
+    Returns what the terminal showed until make ended.
+    """
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", *arguments],
+        cwd=directory,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives a foreground job
+    )
+    shown = []
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        shown.append(line)
+        if after_line in line or time.monotonic() > deadline:
+            break
+    os.killpg(process.pid, signal.SIGINT)
+    rest, _ = process.communicate(timeout=300)
+    return "".join(shown) + rest
+
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (links followed), by path relative to it."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

@@ -1,0 +1,85 @@
+"""A simulated dataset's known truth (config ``dataset.truth``, the demo's ``TRUTH.yaml``): where the
+file is, and the true value of each model's estimands, which the report's section "Which comes
+first" shows beside the estimates (``alliance.report.lagged``).
+
+The truth file holds ``estimands: {<model>: {<term or path>: value}}`` at its top level or inside one
+top-level mapping; a value is a number or a mapping with ``value``, and a model's ``targets`` says in
+words what its values are (``alliance.simulate_truth.model_estimands`` writes them).  Light on
+imports: the workflow resolves the file's path when it loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: the truth file a simulated dataset keeps beside its sessions file (alliance.simulate.write_trial)
+TRUTH_FILE_NAME = "TRUTH.yaml"
+
+
+def truth_path(dataset: dict[str, Any]) -> str | None:
+    """The dataset's truth file: config ``dataset.truth`` when given, else ``TRUTH.yaml`` beside the
+    sessions file when there is one (relative paths from the working directory), else None.
+
+    >>> truth_path({"truth": "sim/TRUTH.yaml", "sessions": {"path": "x/sessions.csv"}})
+    'sim/TRUTH.yaml'
+    >>> truth_path({"sessions": {"path": "/nonexistent/sessions.csv"}}) is None
+    True
+    """
+    if dataset.get("truth"):
+        return str(dataset["truth"])
+    beside = Path(dataset["sessions"]["path"]).parent / TRUTH_FILE_NAME
+    return str(beside) if beside.is_file() else None
+
+
+def read_truth(path: str | Path | None) -> dict[str, Any] | None:
+    """The dataset's truth file, or None when there is none."""
+    if not path or not Path(path).exists():
+        return None
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+
+
+def truth_estimands(truth: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+    """The truth file's true value of each model's estimands, ``estimands: {<model>: {<term or
+    path>: value}}`` at its top level or inside one top-level mapping, and the keys leading there."""
+    if not truth:
+        return {}, []
+    if isinstance(truth.get("estimands"), dict):
+        return truth["estimands"], ["estimands"]
+    for key, value in truth.items():
+        if isinstance(value, dict) and isinstance(value.get("estimands"), dict):
+            return value["estimands"], [str(key), "estimands"]
+    return {}, []
+
+
+def true_value(found: dict[str, Any], keys: list[str], model: str, names: list[str]) -> tuple[float, str] | None:
+    """The true value of one estimand of ``model`` (the first of ``names`` the truth has: a number,
+    or a mapping with ``value``) and its data-source, or None."""
+    entry = found.get(model)
+    if not isinstance(entry, dict):
+        return None
+    for name in names:
+        path = name.split("¦")
+        value: Any = entry
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        extra = []
+        if isinstance(value, dict) and "value" in value:
+            value, extra = value["value"], ["value"]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), "¦".join(["truth", *keys, model, *path, *extra])
+    return None
+
+
+def truth_targets(truth: dict[str, Any] | None, models: list[str]) -> dict[str, str]:
+    """What the truth file says each of ``models`` targets (its ``targets`` text, when it has one):
+    for a lagged mixed model, that its true values are the RI-CLPM's paths it is compared with."""
+    found, _ = truth_estimands(truth)
+    out = {}
+    for model in dict.fromkeys(models):
+        text = (found.get(model) or {}).get("targets") if isinstance(found.get(model), dict) else None
+        if isinstance(text, str) and text.strip():
+            out[model] = text.strip()
+    return out

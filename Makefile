@@ -19,7 +19,7 @@ help:
 	@echo "make test        set up .venv with test tools and run the test suite (without the slow tests)"
 	@echo "make test-slow   the slow tests: many-replication recovery studies, live R references"
 	@echo "make clean-data  run only the intake/cleaning stage (check a new dataset)"
-	@echo "make lint        snakemake --lint, snakefmt --check and ruff check"
+	@echo "make lint        snakemake --lint, snakefmt --check, ruff check and ruff format --check"
 	@echo "make bench       run the benchmarks under bench/ (slow)"
 
 $(BIN)/.run-stamp: requirements/run.txt
@@ -57,6 +57,7 @@ lint: $(BIN)/.test-stamp
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
 	$(BIN)/snakefmt --check Snakefile workflow/Snakefile workflow/rules
 	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 
 clean:
 	rm -rf results/* reports/* logs benchmarks .snakemake

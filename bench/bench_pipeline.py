@@ -171,8 +171,18 @@ def prepare_workdir(config_path: Path) -> tuple[Path, dict]:
 
 
 def run(work: Path, cores: int, extra: list[str]) -> dict:
-    cmd = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "config.yaml"), "--cores", str(cores), *extra]
+    cmd = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "config.yaml"),
+        "--cores",
+        str(cores),
+        *extra,
+    ]
     load = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=work)
@@ -186,14 +196,22 @@ def run(work: Path, cores: int, extra: list[str]) -> dict:
     if proc.returncode != 0:
         print(log[-4000:])
         raise SystemExit(f"snakemake failed (exit {proc.returncode})")
-    return {"wall": wall, "peak_total_kb": sampler.peak_total, "peak_at": sampler.peak_total_at,
-            "peak_by_label": dict(sampler.peak_by_label), "jobs": job_times(log), "load_before": load}
+    return {
+        "wall": wall,
+        "peak_total_kb": sampler.peak_total,
+        "peak_at": sampler.peak_total_at,
+        "peak_by_label": dict(sampler.peak_by_label),
+        "jobs": job_times(log),
+        "load_before": load,
+    }
 
 
 def report(res: dict, title: str) -> None:
     print(f"\n## {title}")
-    print(f"wall {res['wall']:.0f} s; peak memory of the whole run {res['peak_total_kb'] / 1e6:.2f} GB "
-          f"(load average before start {res['load_before'][0]:.1f})")
+    print(
+        f"wall {res['wall']:.0f} s; peak memory of the whole run {res['peak_total_kb'] / 1e6:.2f} GB "
+        f"(load average before start {res['load_before'][0]:.1f})"
+    )
     print("at the peak: " + ", ".join(f"{lab} {kb / 1e6:.2f} GB" for lab, kb in res["peak_at"][:4]))
     by_rule: dict[str, list[float]] = defaultdict(list)
     for rule, wild, sec in res["jobs"]:
@@ -217,16 +235,25 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     work, config = prepare_workdir(ROOT / args.configfile)
     if args.strata_only:
-        targets = sorted(str(p.relative_to(work)) for p in work.glob(f"results/{config['dataset']['name']}/models/*/strata/*/fit.json"))
+        targets = sorted(
+            str(p.relative_to(work))
+            for p in work.glob(f"results/{config['dataset']['name']}/models/*/strata/*/fit.json")
+        )
         if not targets:
             raise SystemExit("no strata results yet: run the whole pipeline first")
         for cores in args.cores:
             res = run(work, cores, ["--forcerun", "fit_stratum", "--allowed-rules", "fit_stratum", "--", *targets])
-            report(res, f"per-stratum jobs only ({len(targets)} jobs), {cores} core(s), engine {config['run'].get('engine', 'statsmodels')}")
+            report(
+                res,
+                f"per-stratum jobs only ({len(targets)} jobs), {cores} core(s), engine {config['run'].get('engine', 'statsmodels')}",
+            )
         return
     for cores in args.cores:
         res = run(work, cores, ["--forceall"])
-        report(res, f"whole pipeline, {config['dataset']['name']}, {cores} core(s), engine {config['run'].get('engine', 'statsmodels')}")
+        report(
+            res,
+            f"whole pipeline, {config['dataset']['name']}, {cores} core(s), engine {config['run'].get('engine', 'statsmodels')}",
+        )
 
 
 if __name__ == "__main__":

@@ -83,8 +83,13 @@ def _engine_timings(engine: str, sink: list) -> None:
 
     def wrapped(*args, **kwargs):
         res = inner(*args, **kwargs)
-        sink.append({**(getattr(res, "timings", {}) or {}), "loglik": res.fit.get("loglik"),
-                     "message": res.fit.get("engine_message", "")})
+        sink.append(
+            {
+                **(getattr(res, "timings", {}) or {}),
+                "loglik": res.fit.get("loglik"),
+                "message": res.fit.get("engine_message", ""),
+            }
+        )
         return res
 
     module.fit_engine = wrapped
@@ -120,19 +125,31 @@ def worker(size: str, case: str, engine: str, configfile: str) -> dict:
     fixed = tables["fixed"]
     variance = tables["variance"]
     return {
-        "size": size, "case": case, "engine": engine,
-        "n_obs": fit["sample"].get("n_obs"), "n_patients": fit["sample"].get("n_patients"),
+        "size": size,
+        "case": case,
+        "engine": engine,
+        "n_obs": fit["sample"].get("n_obs"),
+        "n_patients": fit["sample"].get("n_patients"),
         "n_therapists": fit["sample"].get("n_therapists"),
-        "seconds": seconds, "cpu_seconds": cpu,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
         # engine phases (lme4: fit and df timed inside R; r_total = the Rscript call incl. start-up)
-        "engine_fit_s": t.get("fit"), "engine_df_s": t.get("satterthwaite"), "r_total_s": t.get("r_total"),
-        "rss_before_mb": rss_before / 1024, "rss_mb": c1[0].ru_maxrss / 1024, "rss_children_mb": c1[1].ru_maxrss / 1024,
-        "flags": list(fit["flags"]), "df_method": fit["fit"].get("df_method", ""),
-        "engine_version": fit["fit"].get("engine_version", ""), "loglik": t.get("loglik", fit["fit"].get("loglik")),
+        "engine_fit_s": t.get("fit"),
+        "engine_df_s": t.get("satterthwaite"),
+        "r_total_s": t.get("r_total"),
+        "rss_before_mb": rss_before / 1024,
+        "rss_mb": c1[0].ru_maxrss / 1024,
+        "rss_children_mb": c1[1].ru_maxrss / 1024,
+        "flags": list(fit["flags"]),
+        "df_method": fit["fit"].get("df_method", ""),
+        "engine_version": fit["fit"].get("engine_version", ""),
+        "loglik": t.get("loglik", fit["fit"].get("loglik")),
         "engine_message": " ".join(str(t.get("message") or "").split()),
         "not_fitted": fit["sample"].get("not_fitted", ""),
         "fixed": {r["term"]: [r["estimate"], r["se"], r.get("df")] for r in fixed.to_dict(orient="records")},
-        "variance": [[r["group"], r["term"], r["variance"], r["correlation"]] for r in variance.to_dict(orient="records")],
+        "variance": [
+            [r["group"], r["term"], r["variance"], r["correlation"]] for r in variance.to_dict(orient="records")
+        ],
     }
 
 
@@ -157,9 +174,17 @@ def _num(x) -> float:
 
 def compare(m: dict, r: dict) -> dict:
     """Largest differences of mixedlm's estimates from lme4's."""
-    out = {"fixed_rel_diff": float("nan"), "fixed_worst_term": "", "vc_rel_diff": float("nan"), "vc_worst": "",
-           "corr_abs_diff": float("nan"), "se_rel_diff": float("nan"), "df_rel_diff": float("nan"),
-           "loglik_diff": _num(m.get("loglik")) - _num(r.get("loglik")), "same_rows": m.get("n_obs") == r.get("n_obs")}
+    out = {
+        "fixed_rel_diff": float("nan"),
+        "fixed_worst_term": "",
+        "vc_rel_diff": float("nan"),
+        "vc_worst": "",
+        "corr_abs_diff": float("nan"),
+        "se_rel_diff": float("nan"),
+        "df_rel_diff": float("nan"),
+        "loglik_diff": _num(m.get("loglik")) - _num(r.get("loglik")),
+        "same_rows": m.get("n_obs") == r.get("n_obs"),
+    }
     if sorted(m["fixed"]) != sorted(r["fixed"]):
         out["fixed_worst_term"] = "terms differ"
         return out
@@ -173,8 +198,12 @@ def compare(m: dict, r: dict) -> dict:
         se_d.append(abs(_num(se_m) - _num(se_r)) / abs(_num(se_r)))
         if df_r is not None and df_m is not None:
             df_d.append(abs(df_m - df_r) / abs(df_r))
-    out.update(fixed_rel_diff=max(fixed_d, default=float("nan")), fixed_worst_term=worst,
-               se_rel_diff=max(se_d, default=float("nan")), df_rel_diff=max(df_d, default=float("nan")))
+    out.update(
+        fixed_rel_diff=max(fixed_d, default=float("nan")),
+        fixed_worst_term=worst,
+        se_rel_diff=max(se_d, default=float("nan")),
+        df_rel_diff=max(df_d, default=float("nan")),
+    )
     vm = {(g, t): (v, c) for g, t, v, c in m["variance"]}
     vr = {(g, t): (v, c) for g, t, v, c in r["variance"]}
     if set(vm) != set(vr):
@@ -191,8 +220,9 @@ def compare(m: dict, r: dict) -> dict:
         if not vc_d or d > max(vc_d):
             vc_worst = f"{key[0]} {key[1]}"
         vc_d.append(d)
-    out.update(vc_rel_diff=max(vc_d, default=float("nan")), vc_worst=vc_worst,
-               corr_abs_diff=max(corr_d, default=float("nan")))
+    out.update(
+        vc_rel_diff=max(vc_d, default=float("nan")), vc_worst=vc_worst, corr_abs_diff=max(corr_d, default=float("nan"))
+    )
     return out
 
 
@@ -204,20 +234,26 @@ def summarise(size: str, case: str, runs: dict[str, list[dict]]) -> dict:
             row[f"{engine}_error"] = rs[0]["error"]
             continue
         r0 = ok[0]
-        row.update({
-            "n_obs": r0["n_obs"], "n_patients": r0["n_patients"], "n_therapists": r0["n_therapists"],
-            f"{engine}_reps": len(ok),
-            f"{engine}_s": statistics.median(r["seconds"] for r in ok),
-            f"{engine}_cpu_s": statistics.median(r["cpu_seconds"] for r in ok),
-            f"{engine}_fit_s": statistics.median(_num(r["engine_fit_s"]) for r in ok),
-            f"{engine}_df_s": statistics.median(_num(r["engine_df_s"]) for r in ok),
-            f"{engine}_rss_mb": max(r["rss_mb"] for r in ok),
-            f"{engine}_rss_before_mb": max(r["rss_before_mb"] for r in ok),
-            f"{engine}_rss_children_mb": max(r["rss_children_mb"] for r in ok),
-            f"{engine}_flags": ";".join(r0["flags"]) or "none",
-            f"{engine}_df_method": r0["df_method"], f"{engine}_version": r0["engine_version"],
-            f"{engine}_loglik": r0["loglik"], f"{engine}_message": r0.get("engine_message", ""),
-        })
+        row.update(
+            {
+                "n_obs": r0["n_obs"],
+                "n_patients": r0["n_patients"],
+                "n_therapists": r0["n_therapists"],
+                f"{engine}_reps": len(ok),
+                f"{engine}_s": statistics.median(r["seconds"] for r in ok),
+                f"{engine}_cpu_s": statistics.median(r["cpu_seconds"] for r in ok),
+                f"{engine}_fit_s": statistics.median(_num(r["engine_fit_s"]) for r in ok),
+                f"{engine}_df_s": statistics.median(_num(r["engine_df_s"]) for r in ok),
+                f"{engine}_rss_mb": max(r["rss_mb"] for r in ok),
+                f"{engine}_rss_before_mb": max(r["rss_before_mb"] for r in ok),
+                f"{engine}_rss_children_mb": max(r["rss_children_mb"] for r in ok),
+                f"{engine}_flags": ";".join(r0["flags"]) or "none",
+                f"{engine}_df_method": r0["df_method"],
+                f"{engine}_version": r0["engine_version"],
+                f"{engine}_loglik": r0["loglik"],
+                f"{engine}_message": r0.get("engine_message", ""),
+            }
+        )
         if engine == "lme4":
             row["lme4_in_r_s"] = statistics.median(_num(r["engine_fit_s"]) + _num(r["engine_df_s"]) for r in ok)
             row["lme4_r_total_s"] = statistics.median(_num(r["r_total_s"]) for r in ok)
@@ -238,8 +274,10 @@ def _ratio(a, b) -> float:
 
 
 def print_tables(rows: list[dict], load: list[float]) -> None:
-    print("\n| rows | case | mixedlm s | lme4 s | lme4 in-R s | ratio (lme4 call) | ratio (lme4 in-R) "
-          "| fixed rel. diff | VC rel. diff | corr. diff | flags mixedlm | flags lme4 |")
+    print(
+        "\n| rows | case | mixedlm s | lme4 s | lme4 in-R s | ratio (lme4 call) | ratio (lme4 in-R) "
+        "| fixed rel. diff | VC rel. diff | corr. diff | flags mixedlm | flags lme4 |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     sizes = list(dict.fromkeys(r["size"] for r in rows))
     totals = []
@@ -250,24 +288,32 @@ def print_tables(rows: list[dict], load: list[float]) -> None:
             flags_m = r.get("mixedlm_flags", "error" if "mixedlm_error" in r else "–")
             flags_l = r.get("lme4_flags", "error" if "lme4_error" in r else "–")
             n_obs = f"{r['n_obs']:,}" if r.get("n_obs") is not None else "–"
-            print(f"| {n_obs} | {r['case']} | {_f(m)} | {_f(l_)} | {_f(lr)} | {_f(_ratio(m, l_))} "
-                  f"| {_f(_ratio(m, lr))} | {_f(r.get('fixed_rel_diff'), '.1e')} | {_f(r.get('vc_rel_diff'), '.1e')} "
-                  f"| {_f(r.get('corr_abs_diff'), '.1e')} | {flags_m} | {flags_l} |")
+            print(
+                f"| {n_obs} | {r['case']} | {_f(m)} | {_f(l_)} | {_f(lr)} | {_f(_ratio(m, l_))} "
+                f"| {_f(_ratio(m, lr))} | {_f(r.get('fixed_rel_diff'), '.1e')} | {_f(r.get('vc_rel_diff'), '.1e')} "
+                f"| {_f(r.get('corr_abs_diff'), '.1e')} | {flags_m} | {flags_l} |"
+            )
         both = [r for r in part if r.get("mixedlm_s") is not None and r.get("lme4_s") is not None]
         sm = sum(r["mixedlm_s"] for r in both)
         sl = sum(r["lme4_s"] for r in both)
         slr = sum(r["lme4_in_r_s"] for r in both)
         n_rows = max((r.get("n_obs") or 0) for r in part)
         totals.append((size, n_rows, len(part), len(both), sm, sl, slr))
-        print(f"| **{size}** | **total, {len(both)} of {len(part)} cases** | **{sm:.2f}** | **{sl:.2f}** | **{slr:.2f}** "
-              f"| **{_f(_ratio(sm, sl))}** | **{_f(_ratio(sm, slr))}** "
-              f"| {_f(max((r.get('fixed_rel_diff', float('nan')) for r in both), default=float('nan'), key=_nan_low), '.1e')} "
-              f"| {_f(max((r.get('vc_rel_diff', float('nan')) for r in both), default=float('nan'), key=_nan_low), '.1e')} "
-              f"| {_f(max((r.get('corr_abs_diff', float('nan')) for r in both), default=float('nan'), key=_nan_low), '.1e')} | | |")
-    print("\nPeak memory per size (max over cases; ru_maxrss of the fit process, tables read with load_model_tables, "
-          "and of R); CPU seconds include R's:\n")
-    print("| size | largest model rows | mixedlm: Python GB | lme4: Python GB | lme4: R GB | CPU s mixedlm / lme4 (sum) "
-          "| mixedlm's own fit + df s (sum) / lme4 in-R s (sum) |")
+        print(
+            f"| **{size}** | **total, {len(both)} of {len(part)} cases** | **{sm:.2f}** | **{sl:.2f}** | **{slr:.2f}** "
+            f"| **{_f(_ratio(sm, sl))}** | **{_f(_ratio(sm, slr))}** "
+            f"| {_f(max((r.get('fixed_rel_diff', float('nan')) for r in both), default=float('nan'), key=_nan_low), '.1e')} "
+            f"| {_f(max((r.get('vc_rel_diff', float('nan')) for r in both), default=float('nan'), key=_nan_low), '.1e')} "
+            f"| {_f(max((r.get('corr_abs_diff', float('nan')) for r in both), default=float('nan'), key=_nan_low), '.1e')} | | |"
+        )
+    print(
+        "\nPeak memory per size (max over cases; ru_maxrss of the fit process, tables read with load_model_tables, "
+        "and of R); CPU seconds include R's:\n"
+    )
+    print(
+        "| size | largest model rows | mixedlm: Python GB | lme4: Python GB | lme4: R GB | CPU s mixedlm / lme4 (sum) "
+        "| mixedlm's own fit + df s (sum) / lme4 in-R s (sum) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for size, n_rows, *_ in totals:
         part = [r for r in rows if r["size"] == size]
@@ -281,17 +327,23 @@ def print_tables(rows: list[dict], load: list[float]) -> None:
         both = [r for r in part if r.get("mixedlm_s") is not None and r.get("lme4_s") is not None]
         own = sum(_num(r.get("mixedlm_fit_s")) + _num(r.get("mixedlm_df_s")) for r in both)
         in_r = sum(r["lme4_in_r_s"] for r in both)
-        print(f"| {size} | {n_rows:,} | {peak('mixedlm_rss_mb')} | {peak('lme4_rss_mb')} | {peak('lme4_rss_children_mb')} "
-              f"| {cm:.1f} / {cl:.1f} | {own:.2f} / {in_r:.2f} = {_f(_ratio(own, in_r))} |")
+        print(
+            f"| {size} | {n_rows:,} | {peak('mixedlm_rss_mb')} | {peak('lme4_rss_mb')} | {peak('lme4_rss_children_mb')} "
+            f"| {cm:.1f} / {cl:.1f} | {own:.2f} / {in_r:.2f} = {_f(_ratio(own, in_r))} |"
+        )
     versions = sorted({f"{e}: {r[f'{e}_version']}" for r in rows for e in ("mixedlm", "lme4") if r.get(f"{e}_version")})
     methods = sorted({r[f"{e}_df_method"] for r in rows for e in ("mixedlm", "lme4") if r.get(f"{e}_df_method")})
-    print(f"\n{'; '.join(versions)}. df: {'; '.join(methods)}. Load average {load[0]:.1f} at start, "
-          f"{os.getloadavg()[0]:.1f} at end.")
+    print(
+        f"\n{'; '.join(versions)}. df: {'; '.join(methods)}. Load average {load[0]:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at end."
+    )
     disagree = [r for r in rows if (r.get("fixed_rel_diff") or 0) > 1e-4]
     for r in disagree:
-        print(f"NOTE {r['size']} {r['case']}: fixed effects differ by {r['fixed_rel_diff']:.1e} (term {r['fixed_worst_term']}); "
-              f"flags mixedlm {r.get('mixedlm_flags')}, lme4 {r.get('lme4_flags')}; loglik mixedlm - lme4 = {r.get('loglik_diff', float('nan')):.2e}; "
-              f"lme4: {r.get('lme4_message') or '-'}")
+        print(
+            f"NOTE {r['size']} {r['case']}: fixed effects differ by {r['fixed_rel_diff']:.1e} (term {r['fixed_worst_term']}); "
+            f"flags mixedlm {r.get('mixedlm_flags')}, lme4 {r.get('lme4_flags')}; loglik mixedlm - lme4 = {r.get('loglik_diff', float('nan')):.2e}; "
+            f"lme4: {r.get('lme4_message') or '-'}"
+        )
     for r in rows:
         if not r.get("same_rows", True):
             print(f"NOTE {r['size']} {r['case']}: the engines used different rows")
@@ -311,7 +363,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cases", nargs="+", help="subset: model names or <model>/<stratum> (default: every case)")
     ap.add_argument("--engines", nargs="+", default=["mixedlm", "lme4"], choices=["mixedlm", "lme4", "statsmodels"])
     ap.add_argument("--reps", type=int, default=1, help="repetitions per (size, case, engine); times are medians")
-    ap.add_argument("--threads", type=int, default=1, help="BLAS / Rust (rayon) threads per fit (a Snakemake job has threads: 1)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="BLAS / Rust (rayon) threads per fit (a Snakemake job has threads: 1)"
+    )
     ap.add_argument("--configfile", default=str(CONFIG), help="pipeline config (models, dataset, analysis, cleaning)")
     ap.add_argument("--refresh-data", action="store_true", help="re-simulate and re-clean the cached tables")
     ap.add_argument("--csv", default=str(OUT / "bench_suite.csv"))
@@ -321,7 +375,6 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     import pandas as pd
-
     from model_data import SEED, demo_config, suite_meta
 
     cases = suite_cases(demo_config(args.configfile))
@@ -334,12 +387,20 @@ def main(argv: list[str] | None = None) -> None:
         env[var] = str(args.threads)
     load = os.getloadavg()
     start = time.perf_counter()
-    print(f"# bench_suite: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {load[0]:.1f}, "
-          f"{args.threads} thread(s) per fit, {len(chosen)} cases x {args.engines} x {args.reps} rep(s)", flush=True)
+    print(
+        f"# bench_suite: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {load[0]:.1f}, "
+        f"{args.threads} thread(s) per fit, {len(chosen)} cases x {args.engines} x {args.reps} rep(s)",
+        flush=True,
+    )
     rows: list[dict] = []
     for size in args.sizes:
-        meta = suite_meta(size, SEED, refresh=args.refresh_data)  # outside the timings; a subprocess would not be smaller
-        print(f"# {size}: {meta['analysis_rows']:,} analysis rows, {meta['patients_rows']:,} patients, seed {meta['seed']}", flush=True)
+        meta = suite_meta(
+            size, SEED, refresh=args.refresh_data
+        )  # outside the timings; a subprocess would not be smaller
+        print(
+            f"# {size}: {meta['analysis_rows']:,} analysis rows, {meta['patients_rows']:,} patients, seed {meta['seed']}",
+            flush=True,
+        )
         for case in chosen:
             runs: dict[str, list[dict]] = {e: [] for e in args.engines}
             for _ in range(args.reps):
@@ -347,8 +408,12 @@ def main(argv: list[str] | None = None) -> None:
                     runs[engine].append(measure(size, case, engine, args.configfile, env))
             row = summarise(size, case, runs)
             rows.append(row)
-            print(f"  {size} {case}: " + ", ".join(f"{e} {_f(row.get(f'{e}_s'))} s" for e in args.engines)
-                  + (f", fixed diff {_f(row.get('fixed_rel_diff'), '.1e')}" if "fixed_rel_diff" in row else ""), flush=True)
+            print(
+                f"  {size} {case}: "
+                + ", ".join(f"{e} {_f(row.get(f'{e}_s'))} s" for e in args.engines)
+                + (f", fixed diff {_f(row.get('fixed_rel_diff'), '.1e')}" if "fixed_rel_diff" in row else ""),
+                flush=True,
+            )
         OUT.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(args.csv, index=False)
     print_tables(rows, list(load))

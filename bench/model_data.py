@@ -41,7 +41,9 @@ PATIENTS_PER_THERAPIST = 100
 SEED = 20261125
 
 
-def model_frame(n_therapists: int, patients_per_therapist: int = PATIENTS_PER_THERAPIST, seed: int = SEED) -> pd.DataFrame:
+def model_frame(
+    n_therapists: int, patients_per_therapist: int = PATIENTS_PER_THERAPIST, seed: int = SEED
+) -> pd.DataFrame:
     design = TrialDesign(n_therapists=n_therapists, patients_per_therapist=patients_per_therapist, add_mess=False)
     sessions, _, _ = simulate_trial(design, seed)
     wai = sessions[WAI_ITEMS].replace("", np.nan).astype(float)
@@ -114,10 +116,16 @@ def build_suite(size: str, seed: int = SEED, config: dict | None = None) -> dict
     write_parquet(clean.sessions, out / "analysis.parquet")
     write_parquet(clean.patients, out / "patients.parquet")
     meta = {
-        "size": size, "seed": seed, "n_therapists": design.n_therapists,
-        "patients_per_therapist": design.patients_per_therapist, "add_mess": design.add_mess,
-        "analysis_rows": len(clean.sessions), "patients_rows": len(clean.patients),
-        "findings": len(clean.findings), "simulate_s": round(t1 - t0, 2), "clean_s": round(t2 - t1, 2),
+        "size": size,
+        "seed": seed,
+        "n_therapists": design.n_therapists,
+        "patients_per_therapist": design.patients_per_therapist,
+        "add_mess": design.add_mess,
+        "analysis_rows": len(clean.sessions),
+        "patients_rows": len(clean.patients),
+        "findings": len(clean.findings),
+        "simulate_s": round(t1 - t0, 2),
+        "clean_s": round(t2 - t1, 2),
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     return meta
@@ -128,7 +136,9 @@ def suite_meta(size: str, seed: int = SEED, refresh: bool = False) -> dict:
     meta_path = suite_dir(size) / "meta.json"
     if not refresh and meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("seed") == seed and all((suite_dir(size) / f).exists() for f in ("analysis.parquet", "patients.parquet")):
+        if meta.get("seed") == seed and all(
+            (suite_dir(size) / f).exists() for f in ("analysis.parquet", "patients.parquet")
+        ):
             return meta
     return build_suite(size, seed)
 

@@ -63,8 +63,14 @@ def test_between_effects_act_on_the_centred_stable_alliance():
     rng = np.random.default_rng(8)
     therapists, patients = draw_therapists(design, rng), draw_patients(design, rng)
     stable = stable_levels(design, therapists, patients)
-    frame = pd.DataFrame({"t": patients.therapist, "p": stable.alliance_patient, "a": stable.alliance,
-                          "y": stable.symptoms - design.outcome_intercept})
+    frame = pd.DataFrame(
+        {
+            "t": patients.therapist,
+            "p": stable.alliance_patient,
+            "a": stable.alliance,
+            "y": stable.symptoms - design.outcome_intercept,
+        }
+    )
     frame["p_c"] = frame["p"] - frame.groupby("t")["p"].transform("mean")
     therapist_level = frame.groupby("t")["a"].transform("mean") - design.alliance_intercept
     frame["t_c"] = therapist_level - therapist_level.groupby(frame["t"]).first().mean()
@@ -95,7 +101,8 @@ def test_closed_form_truths_are_consistent():
         q = simulate_truth.innovation_covariance(design, therapy)
         np.testing.assert_allclose(b @ s @ b.T + q, s, atol=1e-12)  # stationary, unit within SDs
         assert s[0, 1] / s[0, 0] * design.symptom_within_sd / design.alliance_within_sd == pytest.approx(
-            design.within_effect[therapy])
+            design.within_effect[therapy]
+        )
     # the long-run effect sums the lagged effects over all lags
     np.testing.assert_allclose(sum(np.linalg.matrix_power(b, h) for h in range(200)), simulate_truth.long_run(design))
     vxx, vxy = simulate_truth.lag_covariances(b, simulate_truth.stationary_covariance(design, "IPT"), 4)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from testkit import ROOT
 
 from alliance.engines import dispatch
+from testkit import ROOT
 
 
 def test_the_schema_default_engine_is_the_code_default():

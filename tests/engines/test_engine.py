@@ -13,15 +13,25 @@ import re
 import subprocess
 import sys
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.regression.mixed_linear_model import MixedLM
 
+from alliance.engines import dispatch
 from alliance.engines.checks import boundary_reasons, group_covariances, singular_groups
-from alliance.engines.dispatch import fit
-from alliance.engines.spec import DEFAULT_OPTIMIZERS, THETA_BOUNDARY_TOL, FitResult, FitWarning, ModelSpec, RandomTerm, to_lme4_formula, to_patsy_formula
+from alliance.engines.spec import (
+    DEFAULT_OPTIMIZERS,
+    THETA_BOUNDARY_TOL,
+    FitResult,
+    FitWarning,
+    ModelSpec,
+    RandomTerm,
+    to_lme4_formula,
+    to_patsy_formula,
+)
 from testkit import ROOT
 from testkit.lme4_refs import (
     DATA,
@@ -36,6 +46,10 @@ from testkit.lme4_refs import (
     rel,
     simulate_two_level,
 )
+
+#: this module tests the statsmodels engine, the reference Python engine (the default engine is mixedlm:
+#: tests/engines/test_engines.py and test_suite_lme4.py test it)
+fit = partial(dispatch.fit, engine="statsmodels")
 
 R_SCRIPT = ROOT / "tests" / "r" / "lme4_reference.R"
 
@@ -75,8 +89,14 @@ def simulate_three_level(seed: int = 20240611, n_therapists: int = 30, n_patient
     d["x_cwc"] = d["x"] - pm
     d["x_pm_c"] = pm - d.groupby(key, sort=False)["x"].mean().mean()
     d["y"] = (
-        10 - 0.3 * d["x_cwc"] - 0.6 * d["x_pm_c"] - 0.2 * d["session_c"]
-        + d["u_t"] + d["u_p"] + d["s_p"] * d["x_cwc"] + d["e"]
+        10
+        - 0.3 * d["x_cwc"]
+        - 0.6 * d["x_pm_c"]
+        - 0.2 * d["session_c"]
+        + d["u_t"]
+        + d["u_p"]
+        + d["s_p"] * d["x_cwc"]
+        + d["e"]
     )
     out = d[["therapist", "patient", "session_c", "x_cwc", "x_pm_c", "y"]].copy()
     for c in ["x_cwc", "x_pm_c", "y"]:
@@ -198,8 +218,14 @@ def test_singular_groups_theta_criterion_on_hand_made_tables():
     reasons = boundary_reasons(near)
     assert list(reasons) == ["patient"] and "theta" in reasons["patient"]
     assert "within 1e-06 of +-1" not in reasons["patient"]  # the old check alone would have missed it
-    demo = _vc_table([("patient", "Intercept", 103.1925632), ("patient", "alliance_within_patient", 0.2778451877),
-                      ("patient", "Intercept:alliance_within_patient", -5.354551846)], 61.18845984)
+    demo = _vc_table(
+        [
+            ("patient", "Intercept", 103.1925632),
+            ("patient", "alliance_within_patient", 0.2778451877),
+            ("patient", "Intercept:alliance_within_patient", -5.354551846),
+        ],
+        61.18845984,
+    )
     assert list(singular_groups(demo)) == ["patient"]
     # the same correlation with a large slope variance is not near-singular (theta_22 = 0.058)
     assert singular_groups(_correlated(100.0, 10000.0, -0.99999)) == {}
@@ -371,7 +397,9 @@ def test_to_dict_json_deterministic():
     d = json.loads(a)
     assert d["spec"]["random"][0]["group"] == "Subject"
     assert d["fit"]["engine"] == "statsmodels" and d["fit"]["method"] == "REML"
-    assert {"loglik", "aic", "bic", "n_obs", "n_groups", "optimizer", "attempts", "warnings", "engine_version"} <= set(d["fit"])
+    assert {"loglik", "aic", "bic", "n_obs", "n_groups", "optimizer", "attempts", "warnings", "engine_version"} <= set(
+        d["fit"]
+    )
     est = d["fixed"][1]["estimate"]
     assert est == float(f"{est:.10g}")
     full = fit(spec, ss).to_dict(include_random_effects=True)
@@ -495,7 +523,13 @@ def _categorical_data():
     effect = {"CBT": 0.0, "PDT": 1.0, "IPT's": -1.0}
     pid = np.repeat(np.arange(n_pat), n_ses)
     x = rng.normal(size=n_pat * n_ses)
-    y = 5 + np.array([effect[t] for t in therapy])[pid] + 0.5 * x + rng.normal(0, 0.7, n_pat)[pid] + rng.normal(size=len(pid))
+    y = (
+        5
+        + np.array([effect[t] for t in therapy])[pid]
+        + 0.5 * x
+        + rng.normal(0, 0.7, n_pat)[pid]
+        + rng.normal(size=len(pid))
+    )
     return pd.DataFrame({"patient": pid, "therapy": therapy[pid], "x": x, "y": y})
 
 
@@ -505,14 +539,21 @@ def test_categorical_reference_level_respected():
     r_pdt = fit(ModelSpec("c1", "y", ("x", "therapy", "x:therapy"), rand, categorical=(("therapy", "PDT"),)), d)
     r_cbt = fit(ModelSpec("c2", "y", ("x", "therapy", "x:therapy"), rand, categorical=(("therapy", "CBT"),)), d)
     assert list(r_pdt.fixed["term"]) == [
-        "Intercept", "therapy[T.CBT]", "therapy[T.IPT's]", "x", "x:therapy[T.CBT]", "x:therapy[T.IPT's]",
+        "Intercept",
+        "therapy[T.CBT]",
+        "therapy[T.IPT's]",
+        "x",
+        "x:therapy[T.CBT]",
+        "x:therapy[T.IPT's]",
     ]
     assert "therapy[T.PDT]" not in set(r_pdt.fixed["term"])
     # same model, different coding: intercept(PDT ref) = intercept(CBT ref) + PDT effect
     assert r_pdt.fixed_effect("Intercept") == pytest.approx(
         r_cbt.fixed_effect("Intercept") + r_cbt.fixed_effect("therapy[T.PDT]"), rel=1e-6
     )
-    assert r_pdt.fixed_effect("x") == pytest.approx(r_cbt.fixed_effect("x") + r_cbt.fixed_effect("x:therapy[T.PDT]"), rel=1e-5)
+    assert r_pdt.fixed_effect("x") == pytest.approx(
+        r_cbt.fixed_effect("x") + r_cbt.fixed_effect("x:therapy[T.PDT]"), rel=1e-5
+    )
     assert r_pdt.fit["loglik"] == pytest.approx(r_cbt.fit["loglik"], abs=1e-5)
     # a level containing a quote is quoted safely
     r_ipt = fit(ModelSpec("c3", "y", ("therapy",), rand, categorical=(("therapy", "IPT's"),)), d)
@@ -530,8 +571,7 @@ def test_patsy_and_lme4_formulas():
         categorical=(("therapy", "CBT"),),
     )
     assert to_patsy_formula(cat) == (
-        "y ~ 1 + wai_cwc + C(therapy, Treatment(reference='CBT')) + "
-        "wai_cwc:C(therapy, Treatment(reference='CBT'))"
+        "y ~ 1 + wai_cwc + C(therapy, Treatment(reference='CBT')) + wai_cwc:C(therapy, Treatment(reference='CBT'))"
     )
     assert to_lme4_formula(cat) == (
         'y ~ wai_cwc + relevel(factor(therapy), ref = "CBT") + '
@@ -553,8 +593,7 @@ def test_patsy_and_lme4_formulas():
         (RandomTerm("therapist"), RandomTerm("patient", slopes=("wai_cwc",), nested_in="therapist")),
     )
     assert to_lme4_formula(lagged) == (
-        "y_next ~ wai_cwc + wai_pm_cwt + wai_tm_c + y + session_c + (1 | therapist) + "
-        "(1 + wai_cwc | therapist:patient)"
+        "y_next ~ wai_cwc + wai_pm_cwt + wai_tm_c + y + session_c + (1 | therapist) + (1 + wai_cwc | therapist:patient)"
     )
     assert to_lme4_formula(lagged, fitted=True).endswith("(1 + wai_cwc || therapist:patient)")
     with pytest.raises(ValueError, match="import"):

@@ -85,13 +85,14 @@ def test_unknown_engine_names_the_known_ones():
         fit(SPECS["sleepstudy_intercept"], ss, cross_check="nlme")
 
 
-def test_default_engine_is_statsmodels():
+def test_default_engine_is_mixedlm():
+    """One default engine for Python callers and the pipeline: mixedlm (DEFAULT_ENGINE)."""
     ss = load_data("sleepstudy.csv")
     a = fit(SPECS["sleepstudy_intercept"], ss)
     b = fit(SPECS["sleepstudy_intercept"], ss, engine=None)
-    c = fit(SPECS["sleepstudy_intercept"], ss, engine="statsmodels")
+    c = fit(SPECS["sleepstudy_intercept"], ss, engine="mixedlm")
     for r in (a, b, c):
-        assert r.fit["engine"] == "statsmodels" and r.fit["engine_version"]
+        assert r.fit["engine"] == "mixedlm" and r.fit["engine_version"]
         assert "cross_check" not in r.fit
     assert a.to_dict() == b.to_dict() == c.to_dict()
 
@@ -144,7 +145,7 @@ def test_therapist_level_effect_gets_satterthwaite_df(engine):
 
 def test_statsmodels_simplifies_the_correlated_three_level_model():
     ref = json.loads((REFERENCE / "three_level_corr.json").read_text())
-    res = fit(SPECS["three_level_corr"], load_data(ref["data"]))
+    res = fit(SPECS["three_level_corr"], load_data(ref["data"]), engine="statsmodels")
     assert "simplified" in res.flags
     assert res.fit["df_method"] == "Wald z (asymptotic)"
     assert "df" not in res.fixed.columns
@@ -186,7 +187,11 @@ def test_same_data_same_result(engine):
 def test_mixedlm_missing_rows_categorical_terms_and_names_match_statsmodels():
     pytest.importorskip("mixedlm")
     d = load_data("three_level.csv")
-    d["arm"] = np.where(d["therapist"].str[1:].astype(int) % 3 == 0, "b", np.where(d["therapist"].str[1:].astype(int) % 3 == 1, "a", "c"))
+    d["arm"] = np.where(
+        d["therapist"].str[1:].astype(int) % 3 == 0,
+        "b",
+        np.where(d["therapist"].str[1:].astype(int) % 3 == 1, "a", "c"),
+    )
     d.loc[[3, 50, 700], "x_cwc"] = np.nan
     spec = ModelSpec(
         "cat",
@@ -212,7 +217,9 @@ def test_unsupported_structure_is_refused():
     d = load_data("three_level.csv")
     d["site"] = d["patient"]
     spec = ModelSpec(
-        "two_nested", "y", ("x_cwc",),
+        "two_nested",
+        "y",
+        ("x_cwc",),
         (RandomTerm("patient", nested_in="therapist"), RandomTerm("site", nested_in="therapist", slopes=("x_cwc",))),
     )
     with pytest.raises(ValueError, match="at most one random term nested"):
@@ -254,7 +261,7 @@ def test_cross_check_arguments():
     ss = load_data("sleepstudy.csv")
     spec = SPECS["sleepstudy_intercept"]
     with pytest.raises(ValueError, match="engine itself"):
-        fit(spec, ss, cross_check="statsmodels")
+        fit(spec, ss, cross_check="mixedlm")  # the default engine
     with pytest.raises(ValueError, match="cross_check must be false or an engine name"):
         fit(spec, ss, cross_check=True)
     assert "cross_check" not in fit(spec, ss, cross_check=False).fit
@@ -352,8 +359,17 @@ def simulate_three_level_corr(seed: int = 11, n_therapists: int = 60, n_patients
     d["x_cwc"] = d["x"] - pm
     d["x_pm_c"] = pm - tm
     d["x_tm_c"] = tm - d["x"].mean()
-    d["y"] = (50 - 2 * d["x_cwc"] - 3 * d["x_pm_c"] - 6 * d["x_tm_c"] - 0.8 * d["session_c"]
-              + d["u_t"] + d["b0"] + d["b1"] * d["x_cwc"] + d["e"])
+    d["y"] = (
+        50
+        - 2 * d["x_cwc"]
+        - 3 * d["x_pm_c"]
+        - 6 * d["x_tm_c"]
+        - 0.8 * d["session_c"]
+        + d["u_t"]
+        + d["b0"]
+        + d["b1"] * d["x_cwc"]
+        + d["e"]
+    )
     return d
 
 
@@ -361,7 +377,9 @@ def test_mixedlm_recovers_simulated_truth_three_level_correlated():
     pytest.importorskip("mixedlm")
     d = simulate_three_level_corr()
     spec = ModelSpec(
-        "truth3", "y", ("x_cwc", "x_pm_c", "x_tm_c", "session_c"),
+        "truth3",
+        "y",
+        ("x_cwc", "x_pm_c", "x_tm_c", "session_c"),
         (RandomTerm("therapist"), RandomTerm("patient", slopes=("x_cwc",), nested_in="therapist")),
     )
     res = fit(spec, d, engine="mixedlm")

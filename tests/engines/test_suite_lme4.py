@@ -210,8 +210,14 @@ def test_r2_agrees_with_the_mumin_formula_in_r(case, engine):
         assert _close(got, ref[stat], R2_RTOL, 1e-9), (stat, got, ref[stat])
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if MODELS.get(c, {}).get("contrasts") or MODELS.get(c, {}).get("moderation")
-                                  or MODELS.get(c, {}).get("tests")])
+@pytest.mark.parametrize(
+    "case",
+    [
+        c
+        for c in CASES
+        if MODELS.get(c, {}).get("contrasts") or MODELS.get(c, {}).get("moderation") or MODELS.get(c, {}).get("tests")
+    ],
+)
 @pytest.mark.parametrize("engine", SUITE_ENGINES)
 def test_contrasts_tests_and_simple_slopes_agree_with_lme4_vcov(case, engine):
     tables, ref = _fitted(case, engine), _reference(case)

@@ -183,8 +183,7 @@ def test_email_in_innocuous_column_row_7_is_masked():
     )
     text = str(err)
     assert text.startswith(
-        f"{path}: the de-identification screen found 1 possible direct identifier; "
-        "nothing has been written:\n  1. "
+        f"{path}: the de-identification screen found 1 possible direct identifier; nothing has been written:\n  1. "
     )
     assert "jo.bloggs" not in text and "mail.org" not in text  # never printed back
 
@@ -328,9 +327,7 @@ def test_postcodes_only_in_location_columns():
 
 
 def test_datetime_dtype_column_is_a_full_date():
-    df = pd.DataFrame(
-        {"patient": ["P1", "P2"], "visit": pd.to_datetime([None, "2024-03-05"]), SOURCE_ROW: [2, 3]}
-    )
+    df = pd.DataFrame({"patient": ["P1", "P2"], "visit": pd.to_datetime([None, "2024-03-05"]), SOURCE_ROW: [2, 3]})
     (f,) = screen_identifiers(df, file="d.xlsx")
     assert (f.row, f.column, f.value) == (3, "visit", "2024-**-**")
     assert "is a full date" in f.reason
@@ -381,9 +378,7 @@ def test_rows_default_to_position_plus_two_without_source_row():
 
 
 def test_free_text_threshold_ignores_repeated_category_labels():
-    df = pd.DataFrame(
-        {"condition": ["Mixed anxiety and depressive disorder"] * 50 + ["depression"] * 50}
-    )
+    df = pd.DataFrame({"condition": ["Mixed anxiety and depressive disorder"] * 50 + ["depression"] * 50})
     assert screen_identifiers(df, file="c.csv") == []
 
 
@@ -429,9 +424,7 @@ def test_dates_to_days_since_intake_formats_missing_and_errors():
         "YYYY-MM-DD (ISO 8601) (3 values in this column); fix the values or set the date format "
         "for this column in the config (e.g. '%d/%m/%Y')."
     )
-    native = pd.DataFrame(
-        {"patient": ["P1", "P1"], "visit": pd.to_datetime(["2024-01-01 09:00", "2024-01-03 08:00"])}
-    )
+    native = pd.DataFrame({"patient": ["P1", "P1"], "visit": pd.to_datetime(["2024-01-01 09:00", "2024-01-03 08:00"])})
     assert dates_to_days_since_intake(native, "visit", "patient").tolist() == [0, 2]
 
 

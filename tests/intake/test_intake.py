@@ -68,8 +68,11 @@ def lab2_config() -> dict:
 
 @pytest.mark.parametrize(
     ("part", "right", "wrong"),
-    [("dataset", "columns", "colums"), ("cleaning", "out_of_range_item", "out_of_range_itme"),
-     ("analysis", "outcome_scale", "outcome_scal")],
+    [
+        ("dataset", "columns", "colums"),
+        ("cleaning", "out_of_range_item", "out_of_range_itme"),
+        ("analysis", "outcome_scale", "outcome_scal"),
+    ],
 )
 def test_a_misspelt_config_key_is_named(part, right, wrong):
     config = demo_config()
@@ -99,30 +102,60 @@ def _mutate(config, path, value):
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("dataset", "measures", "phq9", "instrument"), "PHQ-8",
-         "dataset.measures.phq9.instrument: unknown instrument 'PHQ-8'; known: BDI-II, CORE-10, GAD-7, OQ-45.2, "
-         "PHQ-9, SRS, WAI-S, WAI-SR (or declare it under `instruments`)"),
-        (("analysis", "alliance_measure"), "wai",
-         "analysis.alliance_measure: 'wai' is not a key of dataset.measures (alliance, phq9, gad7)"),
-        (("analysis", "alliance_measure"), "phq9",
-         "analysis.alliance_measure: 'phq9' is PHQ-9, which measures symptoms, not the alliance"),
-        (("analysis", "outcome_by_condition", "anxiety"), "alliance",
-         "analysis.outcome_by_condition.anxiety: 'alliance' is an alliance measure (WAI-SR), not a symptom outcome"),
-        (("analysis", "outcome_by_condition", "panic"), "gad7",
-         "analysis.outcome_by_condition: 'panic' is not a canonical condition of dataset.labels.condition "
-         "(anxiety, depression)"),
-        (("dataset", "columns", "site"), "wai_03",
-         "dataset.measures.alliance.items: column 'wai_03' is already used by dataset.columns.site"),
-        (("dataset", "measures", "phq9", "score"), "mean",
-         "dataset.measures.phq9.score: says what a supplied `total` column holds; a measure given by `items` is "
-         "scored by the pipeline (remove `score`)"),
-        (("dataset", "columns", "days_since_intake"), "day",
-         "cleaning.deidentification.dates_to_days: makes days_since_intake from 'visit_date', but "
-         "dataset.columns.days_since_intake maps it as well; keep one"),
-        (("instruments",), {"MOOD-4": {"broken": True}},
-         "instruments: invalid instrument registry entry:\n  instrument 'MOOD-4': field 'broken': unknown field"),
-        (("dataset", "labels", "therapy", "PDT"), ["PDT", "cbt"],
-         "dataset.labels.therapy: 'cbt' maps to both 'CBT' and 'PDT'"),
+        (
+            ("dataset", "measures", "phq9", "instrument"),
+            "PHQ-8",
+            "dataset.measures.phq9.instrument: unknown instrument 'PHQ-8'; known: BDI-II, CORE-10, GAD-7, OQ-45.2, "
+            "PHQ-9, SRS, WAI-S, WAI-SR (or declare it under `instruments`)",
+        ),
+        (
+            ("analysis", "alliance_measure"),
+            "wai",
+            "analysis.alliance_measure: 'wai' is not a key of dataset.measures (alliance, phq9, gad7)",
+        ),
+        (
+            ("analysis", "alliance_measure"),
+            "phq9",
+            "analysis.alliance_measure: 'phq9' is PHQ-9, which measures symptoms, not the alliance",
+        ),
+        (
+            ("analysis", "outcome_by_condition", "anxiety"),
+            "alliance",
+            "analysis.outcome_by_condition.anxiety: 'alliance' is an alliance measure (WAI-SR), not a symptom outcome",
+        ),
+        (
+            ("analysis", "outcome_by_condition", "panic"),
+            "gad7",
+            "analysis.outcome_by_condition: 'panic' is not a canonical condition of dataset.labels.condition "
+            "(anxiety, depression)",
+        ),
+        (
+            ("dataset", "columns", "site"),
+            "wai_03",
+            "dataset.measures.alliance.items: column 'wai_03' is already used by dataset.columns.site",
+        ),
+        (
+            ("dataset", "measures", "phq9", "score"),
+            "mean",
+            "dataset.measures.phq9.score: says what a supplied `total` column holds; a measure given by `items` is "
+            "scored by the pipeline (remove `score`)",
+        ),
+        (
+            ("dataset", "columns", "days_since_intake"),
+            "day",
+            "cleaning.deidentification.dates_to_days: makes days_since_intake from 'visit_date', but "
+            "dataset.columns.days_since_intake maps it as well; keep one",
+        ),
+        (
+            ("instruments",),
+            {"MOOD-4": {"broken": True}},
+            "instruments: invalid instrument registry entry:\n  instrument 'MOOD-4': field 'broken': unknown field",
+        ),
+        (
+            ("dataset", "labels", "therapy", "PDT"),
+            ["PDT", "cbt"],
+            "dataset.labels.therapy: 'cbt' maps to both 'CBT' and 'PDT'",
+        ),
     ],
 )
 def test_cross_reference_errors_name_the_key(path, value, message):
@@ -157,7 +190,8 @@ def test_spss_value_labels_map_through_the_labels_config(lab):
     items = [c for c in frame.columns if c.startswith(("wai", "phq9", "gad7"))]
     frame[items] = frame[items].replace("", np.nan).astype(float)
     pyreadstat.write_sav(
-        frame, "data/raw/lab/sessions.sav",
+        frame,
+        "data/raw/lab/sessions.sav",
         variable_value_labels={
             "therapy": {1: "Cognitive Behavioural Therapy", 2: "psychodynamic", 3: "Interpersonal Therapy"},
             "condition": {1: "MDD", 2: "GAD"},
@@ -226,7 +260,8 @@ def test_a_lab_instrument_declared_in_config_is_scored_end_to_end(lab):
     expected_total = scored.sum(axis=1)
     expected_total[1] = 4 / 3 * scored.loc[1, ["mood1", "mood2", "mood4"]].sum()
     assert sessions["mood_total"].tolist() == pytest.approx(expected_total.tolist())
-    assert result.findings[["row", "column", "value", "action"]].iloc[0].tolist() == [3, "mood3", "-1", "set to missing"]
+    first_finding = result.findings[["row", "column", "value", "action"]].iloc[0].tolist()
+    assert first_finding == [3, "mood3", "-1", "set to missing"]
     depression = sessions["condition"] == "depression"
     assert sessions.loc[depression, "symptoms"].tolist() == pytest.approx(
         (100 * expected_total.to_numpy()[depression.to_numpy()] / 16).tolist()
@@ -246,7 +281,8 @@ def test_a_lab_instrument_declared_in_config_is_scored_end_to_end(lab):
 def test_dates_become_days_since_intake_and_the_date_column_is_dropped(lab):
     frame = BASE_SESSIONS.copy()
     intake = pd.Timestamp("2025-03-03")
-    frame["visit_date"] = (intake + pd.to_timedelta(7 * (frame["session"].astype(int) - 1), unit="D")).dt.strftime("%d/%m/%Y")
+    visit = intake + pd.to_timedelta(7 * (frame["session"].astype(int) - 1), unit="D")
+    frame["visit_date"] = visit.dt.strftime("%d/%m/%Y")
     frame.loc[0, "visit_date"] = "04/03/2025"  # the first patient's first visit a day later
     frame.to_csv("data/raw/lab/sessions.csv", index=False)
     with pytest.raises(InputErrors) as info:  # without the opt-in the dates stop the run
@@ -262,7 +298,10 @@ def test_dates_become_days_since_intake_and_the_date_column_is_dropped(lab):
     assert days.loc["P00002"].tolist() == week["P00002"]
     assert week["P00002"][:3] == [0, 14, 21]  # P00002 missed session 2: the gap is kept in days
     assert str(days.dtype) == "Int64"
-    assert result.summary["deidentification"]["dates_to_days"] == {"column": "visit_date", "stored_as": "days_since_intake"}
+    assert result.summary["deidentification"]["dates_to_days"] == {
+        "column": "visit_date",
+        "stored_as": "days_since_intake",
+    }
     assert result.dictionary.set_index("column").loc["days_since_intake", "source"] == "visit_date"
     frame.loc[5, "visit_date"] = "2025-03-31"
     frame.to_csv("data/raw/lab/sessions.csv", index=False)
@@ -320,8 +359,9 @@ def test_derived_patient_level_variables(lab):
     fixed = reliable_change(depressed["symptoms_raw_baseline"], last_of_change, registry["PHQ-9"], "fixed")
     assert depressed["change_category_fixed"].tolist() == fixed["category"].astype("string").tolist()
     sd = depressed["symptoms_raw_baseline"].std(ddof=1)
-    jt = reliable_change(depressed["symptoms_raw_baseline"], last_of_change, registry["PHQ-9"],
-                         "jacobson_truax", sd_baseline=sd)
+    jt = reliable_change(
+        depressed["symptoms_raw_baseline"], last_of_change, registry["PHQ-9"], "jacobson_truax", sd_baseline=sd
+    )
     assert depressed["rci_jacobson_truax"].tolist() == pytest.approx(jt["rci"].tolist(), nan_ok=True)
     assert result.summary["reliable_change"]["PHQ-9"]["s_diff"] == pytest.approx(np.sqrt(2) * sd * np.sqrt(1 - 0.89))
     # dropout from the end reason, or from planned sessions
@@ -344,7 +384,8 @@ def test_centred_variables_follow_methods_section_4(lab):
     patient_means = sessions.groupby("patient").agg(pm=("alliance", "mean"), therapist=("therapist", "first"))
     tm = sessions["patient"].map(patient_means["therapist"]).map(patient_means.groupby("therapist")["pm"].mean())
     grand = patient_means["pm"].mean()
-    assert sessions["alliance_within_patient"].tolist() == pytest.approx((sessions["alliance"] - pm).tolist(), nan_ok=True)
+    within = (sessions["alliance"] - pm).tolist()
+    assert sessions["alliance_within_patient"].tolist() == pytest.approx(within, nan_ok=True)
     assert sessions["alliance_patient_within_therapist"].tolist() == pytest.approx((pm - tm).tolist())
     assert sessions["alliance_between_therapist"].tolist() == pytest.approx((tm - grand).tolist())
     assert sessions["alliance_between_patient"].tolist() == pytest.approx((pm - grand).tolist())
@@ -370,7 +411,9 @@ def test_every_column_has_a_real_meaning_in_the_data_dictionary(lab):
     lab2 = dictionary.set_index(["table", "column"])
     assert lab2.loc[("sessions", "patient"), "source"] == "ClientID"
     assert lab2.loc[("sessions", "alliance_total"), ["source", "instrument", "units"]].tolist() == [
-        "WAI_total", "WAI-SR", "points (12-60)"
+        "WAI_total",
+        "WAI-SR",
+        "points (12-60)",
     ]
     assert lab2.loc[("sessions", "alliance"), "units"] == "WAI-SR mean item score (1-5)"
     assert lab2.loc[("patients", "age"), "source"] == "Age"
@@ -413,10 +456,12 @@ def test_second_demo_is_cleaned_through_config_alone():
         os.chdir(cwd)
     assert result.summary["rows"] == truth["sample"]["session_rows"]
     assert result.summary["patients"] == truth["sample"]["patients"]
-    assert result.summary["dropout_rate"] == pytest.approx(truth["sample"]["dropout"] / truth["sample"]["patients"], abs=1e-6)
+    dropout_rate = truth["sample"]["dropout"] / truth["sample"]["patients"]
+    assert result.summary["dropout_rate"] == pytest.approx(dropout_rate, abs=1e-6)
     findings = result.findings
     by_fault = {(m["column"], m["value"]) for m in truth["mess"] if m["column"]}
-    assert {(r.column, r.value) for r in findings.itertuples() if r.action in ("set to missing", "row excluded")} == by_fault
+    repaired = {(r.column, r.value) for r in findings.itertuples() if r.action in ("set to missing", "row excluded")}
+    assert repaired == by_fault
     # the duplicate the truth lists, named by the file row (header = row 1) of its first copy
     (copied,) = [m for m in truth["mess"] if m["fault"] == "exact duplicate row"]
     raw = pd.read_csv(LAB2 / "therapy_sessions.csv", sep=";", encoding="latin-1", dtype=str, keep_default_na=False)

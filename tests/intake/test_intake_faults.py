@@ -71,8 +71,13 @@ class Lab:
         frame = self.clean(**cleaning).findings
         frame = frame.loc[frame["file"] == SESSIONS]
         return [
-            (None if pd.isna(r.row) else int(r.row), None if pd.isna(r.column) else r.column,
-             None if pd.isna(r.value) else r.value, r.reason, r.action)
+            (
+                None if pd.isna(r.row) else int(r.row),
+                None if pd.isna(r.column) else r.column,
+                None if pd.isna(r.value) else r.value,
+                r.reason,
+                r.action,
+            )
             for r in frame.itertuples()
         ]
 
@@ -120,9 +125,7 @@ def test_empty_file(lab):
 def test_header_only_file(lab):
     lab.write_bytes((",".join(HEADER) + "\n").encode())
     shown = ", ".join(HEADER[:10]) + ", ..."
-    assert lab.stop() == [
-        f"{SESSIONS}: the file has a header row ({len(HEADER)} columns: {shown}) but no data rows."
-    ]
+    assert lab.stop() == [f"{SESSIONS}: the file has a header row ({len(HEADER)} columns: {shown}) but no data rows."]
 
 
 def test_file_that_is_not_utf8(lab):
@@ -207,9 +210,7 @@ def test_text_in_a_numeric_column(lab):
     frame = sessions()
     frame.loc[3, "wai_03"] = "seven"
     lab.write(frame)
-    assert lab.findings() == [
-        (5, "wai_03", "seven", "is text in a numeric column (WAI-SR item 3)", "set to missing")
-    ]
+    assert lab.findings() == [(5, "wai_03", "seven", "is text in a numeric column (WAI-SR item 3)", "set to missing")]
     assert lab.stop(non_numeric_value="stop") == [
         f"{SESSIONS}, row 5, column 'wai_03': value 'seven' is text in a numeric column (WAI-SR item 3)."
     ]
@@ -220,9 +221,7 @@ def test_out_of_range_item_is_set_missing_and_the_total_prorated(lab):
     frame.loc[4, "wai_05"] = "6"
     lab.write(frame)
     result = lab.clean()
-    assert lab.findings() == [
-        (6, "wai_05", "6", "is outside the valid range 1-5 of WAI-SR item 5", "set to missing")
-    ]
+    assert lab.findings() == [(6, "wai_05", "6", "is outside the valid range 1-5 of WAI-SR item 5", "set to missing")]
     row = result.sessions.loc[result.sessions["source_row"] == 6].iloc[0]
     items = pd.to_numeric(BASE_SESSIONS.loc[4, [f"wai_{k:02d}" for k in range(1, 13) if k != 5]])
     assert pd.isna(row["alliance_item_05"]) and bool(row["alliance_prorated"])
@@ -246,9 +245,7 @@ def test_negative_session_is_excluded(lab):
     frame.loc[5, "session"] = "-2"
     lab.write(frame)
     result = lab.clean()
-    assert lab.findings() == [
-        (7, "session", "-2", "is not a session number (a whole number from 1)", "row excluded")
-    ]
+    assert lab.findings() == [(7, "session", "-2", "is not a session number (a whole number from 1)", "row excluded")]
     assert 7 not in result.sessions["source_row"].tolist()
     assert result.flow.set_index("step").loc["valid session number", "rows_excluded"] == 1
     assert lab.stop(invalid_session="stop") == [
@@ -295,7 +292,13 @@ def test_exact_duplicate_row(lab):
     lab.write(_insert_after(sessions(), 5, BASE_SESSIONS.iloc[[2]]))
     result = lab.clean()
     assert lab.findings() == [
-        (7, None, None, "the row is an exact duplicate of row 4 (patient P00001, session 3)", "dropped (earlier row kept)")
+        (
+            7,
+            None,
+            None,
+            "the row is an exact duplicate of row 4 (patient P00001, session 3)",
+            "dropped (earlier row kept)",
+        )
     ]
     assert len(result.sessions) == len(BASE_SESSIONS)  # the copy dropped, nothing else
     assert lab.stop(exact_duplicate_rows="stop") == [
@@ -317,12 +320,12 @@ def test_conflicting_duplicate(lab):
     second = BASE_SESSIONS.iloc[[2]].copy()
     second["wai_01"] = "1"
     lab.write(_insert_after(sessions(), 5, second))
-    message = (
-        "differs from row 4 ('3'), which has the same patient P00001 and session 3; columns that differ: wai_01"
-    )
+    message = "differs from row 4 ('3'), which has the same patient P00001 and session 3; columns that differ: wai_01"
     assert lab.stop() == [f"{SESSIONS}, row 7, column 'wai_01': value '1' {message}."]
     result = lab.clean(conflicting_duplicates="keep_first")
-    assert lab.findings(conflicting_duplicates="keep_first") == [(7, "wai_01", "1", message, "dropped (earlier row kept)")]
+    assert lab.findings(conflicting_duplicates="keep_first") == [
+        (7, "wai_01", "1", message, "dropped (earlier row kept)")
+    ]
     assert result.sessions.loc[result.sessions["patient"] == "P00001", "session"].tolist() == [1, 2, 3, 4, 5]
 
 
@@ -332,9 +335,14 @@ def test_patient_who_switches_therapist(lab):
     lab.write(frame)
     result = lab.clean()
     assert lab.findings() == [
-        (5, "therapist", "T002", "is a change of therapist for patient P00001 (from 'T001', at session 4); kept as "
-         "cross-classified: 'T001' stays the patient's therapist in therapist-level variables",
-         "kept and flagged (therapist_switch)")
+        (
+            5,
+            "therapist",
+            "T002",
+            "is a change of therapist for patient P00001 (from 'T001', at session 4); kept as "
+            "cross-classified: 'T001' stays the patient's therapist in therapist-level variables",
+            "kept and flagged (therapist_switch)",
+        )
     ]
     flagged = result.sessions.groupby("patient")["therapist_switch"].first()
     assert flagged.to_dict() == {p: p == "P00001" for p in flagged.index}
@@ -357,7 +365,9 @@ def test_out_of_range_supplied_total(lab):
     lab.write(frame)
     lab.config["dataset"]["measures"]["phq9"] = {"instrument": "PHQ-9", "total": "phq9_sum", "score": "total"}
     result = lab.clean()
-    assert lab.findings() == [(10, "phq9_sum", "31", "is outside the valid range 0-27 of the PHQ-9 total", "set to missing")]
+    assert lab.findings() == [
+        (10, "phq9_sum", "31", "is outside the valid range 0-27 of the PHQ-9 total", "set to missing")
+    ]
     scored = result.sessions.set_index("source_row")
     assert pd.isna(scored.loc[10, "phq9_total"])
     assert scored.loc[2, "phq9_total"] == totals[0] and scored.loc[2, "phq9_mean"] == totals[0] / 9
@@ -388,7 +398,8 @@ def test_patients_file_faults(lab):
     result = lab.clean()
     found = result.findings.loc[result.findings["file"] == PATIENTS].iloc[:2]
     assert found[["row", "column", "value", "action"]].astype(object).values.tolist() == [
-        [5, "age", "x", "set to missing"], [3, "age", ">89", "top-coded to 90"]
+        [5, "age", "x", "set to missing"],
+        [3, "age", ">89", "top-coded to 90"],
     ]
     ages = result.patients.set_index("patient")["age"]
     assert ages.loc[["P00001", "P00002", "P00003", "P00005"]].tolist() == [34, 90, 41, 29]

@@ -29,8 +29,7 @@ def _write(path: Path, text: str | bytes) -> Path:
 
 def test_input_error_is_one_sentence_with_all_fields():
     err = InputError(
-        "looks like an email address (a direct identifier); remove the column or map it out "
-        "before running.",
+        "looks like an email address (a direct identifier); remove the column or map it out before running.",
         file="data/raw/x.csv",
         row=14,
         column="email",
@@ -84,10 +83,7 @@ def test_raise_findings_and_frame():
     with pytest.raises(InputError) as info:
         raise_findings([warn, stop])
     assert not isinstance(info.value, InputErrors)
-    assert (
-        str(info.value)
-        == "a.csv, row 5, column 'email': value 'j***@***.org' looks like an email address."
-    )
+    assert str(info.value) == "a.csv, row 5, column 'email': value 'j***@***.org' looks like an email address."
     with pytest.raises(InputErrors):
         raise_findings([stop, stop])
 
@@ -141,12 +137,7 @@ def test_clean_csv_is_read_as_strings_with_source_rows():
 def test_header_whitespace_bom_blank_lines_quotes_and_missing_codes(tmp_path):
     path = _write(
         tmp_path / "x.csv",
-        "\ufeff patient , wai_01 ,note,\n"
-        'P1,4,"a, b",\n'
-        "\n"
-        'P2,NA,"two\nlines",\n'
-        ",,,\n"
-        "P3, n/a ,-99,\n",
+        '\ufeff patient , wai_01 ,note,\nP1,4,"a, b",\n\nP2,NA,"two\nlines",\n,,,\nP3, n/a ,-99,\n',
     )
     df, meta = read_table(path)
     assert list(df.columns) == [
@@ -262,8 +253,7 @@ def test_empty_file_zero_bytes():
     with pytest.raises(InputError) as info:
         read_table(path)
     assert str(info.value) == (
-        f"{path}: the file is empty (0 bytes): it has no header and no data rows; "
-        "check that the export finished."
+        f"{path}: the file is empty (0 bytes): it has no header and no data rows; check that the export finished."
     )
 
 
@@ -309,9 +299,7 @@ def test_missing_file_and_directory(tmp_path):
     missing = tmp_path / "nope.csv"
     with pytest.raises(InputError) as info:
         read_table(missing)
-    assert str(info.value).startswith(
-        f"{missing}: the file does not exist; check the path in the config"
-    )
+    assert str(info.value).startswith(f"{missing}: the file does not exist; check the path in the config")
     with pytest.raises(InputError, match="is a directory"):
         read_table(tmp_path, format="csv")
 
@@ -396,16 +384,13 @@ def test_excel_errors(tmp_path):
     with pytest.raises(InputError) as info:
         read_table(path, sheet="empty_one")
     assert str(info.value) == (
-        f"{path}: the sheet 'empty_one' has a header row (2 columns: patient, session) "
-        "but no data rows."
+        f"{path}: the sheet 'empty_one' has a header row (2 columns: patient, session) but no data rows."
     )
     broken = _write(tmp_path / "broken.xlsx", b"not a zip file")
     with pytest.raises(InputError, match="cannot be read as an Excel .xlsx workbook"):
         read_table(broken)
     old = _write(tmp_path / "old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest")
-    with pytest.raises(
-        InputError, match=r"old-style Excel .xls workbook.*save it as .xlsx or .csv"
-    ):
+    with pytest.raises(InputError, match=r"old-style Excel .xls workbook.*save it as .xlsx or .csv"):
         read_table(old)
 
 
@@ -420,9 +405,7 @@ def test_excel_duplicate_header_and_offset_header(tmp_path):
     wb.save(path)
     with pytest.raises(InputError) as info:
         read_table(path)
-    assert "column 'wai_01': the header name appears twice, in columns 3 (C) and 4 (D)" in str(
-        info.value
-    )
+    assert "column 'wai_01': the header name appears twice, in columns 3 (C) and 4 (D)" in str(info.value)
 
     ws["D3"] = "wai_02"
     wb.save(path)
@@ -498,6 +481,5 @@ def test_parquet(tmp_path):
     with pytest.raises(InputError) as info:
         read_table(empty)
     assert str(info.value) == (
-        f"{empty}: the file has column definitions (3 columns: patient, session, wai_01) "
-        "but no data rows."
+        f"{empty}: the file has column definitions (3 columns: patient, session, wai_01) but no data rows."
     )

@@ -47,7 +47,10 @@ def test_config_checks_import_without_pandas():
     # the workflow imports alliance.intake.config when it loads; it must stay light
     code = "import sys, alliance.intake.config; print(sorted({'pandas', 'numpy'} & set(sys.modules)))"
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PYTHONPATH": str(ROOT / "workflow" / "scripts")},
     )
     assert out.stdout.strip() == "[]"

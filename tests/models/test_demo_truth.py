@@ -155,8 +155,14 @@ def test_riclpm_on_the_first_seven_sessions_recovers_both_cross_lags(demo_clean)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RICLPMWarning)  # a flagged fit fails the test
         fit = fit_riclpm(
-            clean.sessions, 7, patient="patient", session="session", x="alliance", y="symptoms",
-            cluster="therapist", sessions=list(range(1, 8)),
+            clean.sessions,
+            7,
+            patient="patient",
+            session="session",
+            x="alliance",
+            y="symptoms",
+            cluster="therapist",
+            sessions=list(range(1, 8)),
         )
     assert fit.converged and not fit.flags
     parameters = fit.parameters

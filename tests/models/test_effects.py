@@ -128,11 +128,13 @@ def test_between_standardisation_uses_sd_of_unit_means():
 
 def test_r2_with_a_random_slope_follows_johnson():
     # two patients, intercept variance 4, slope variance 1, covariance 1, residual 2
-    vc = pd.DataFrame({
-        "group": ["patient", "patient", "patient", "Residual"],
-        "term": ["Intercept", "x", "Intercept:x", "Residual"],
-        "variance": [4.0, 1.0, 1.0, 2.0],
-    })
+    vc = pd.DataFrame(
+        {
+            "group": ["patient", "patient", "patient", "Residual"],
+            "term": ["Intercept", "x", "Intercept:x", "Residual"],
+            "variance": [4.0, 1.0, 1.0, 2.0],
+        }
+    )
     data = pd.DataFrame({"x": [-1.0, 0.0, 1.0, 2.0]})
     fixed = np.array([1.0, 2.0, 3.0, 4.0])
     res = fx.r2_nakagawa(fixed, vc, data).iloc[0]
@@ -144,11 +146,13 @@ def test_r2_with_a_random_slope_follows_johnson():
 
 
 def test_icc_and_reliability_of_means():
-    vc = pd.DataFrame({
-        "group": ["therapist", "therapist:patient", "therapist:patient", "Residual"],
-        "term": ["Intercept", "Intercept", "x", "Residual"],
-        "variance": [2.0, 6.0, 0.5, 12.0],
-    })
+    vc = pd.DataFrame(
+        {
+            "group": ["therapist", "therapist:patient", "therapist:patient", "Residual"],
+            "term": ["Intercept", "Intercept", "x", "Residual"],
+            "variance": [2.0, 6.0, 0.5, 12.0],
+        }
+    )
     icc = fx.icc(vc).set_index("group")
     assert icc.loc["therapist", "icc"] == pytest.approx(0.1)
     assert icc.loc["therapist:patient", "icc"] == pytest.approx(0.3)

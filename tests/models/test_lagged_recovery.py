@@ -40,7 +40,8 @@ def doc_rows() -> dict[tuple[str, str], dict[str, float]]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 12 and cells[0].startswith("`"):
             rows[cells[0].strip("`"), cells[1].strip("`")] = {
-                "truth": float(cells[3]), "mean_estimate": float(cells[4]),
+                "truth": float(cells[3]),
+                "mean_estimate": float(cells[4]),
                 "coverage": float(cells[10].split("%")[0]) / 100,
             }
     return rows
@@ -96,7 +97,8 @@ def test_one_replication_fits_every_lagged_model_through_the_suite():
     models = _lagged("config/config.yaml")
     rows = replicate(models, np.random.SeedSequence(7), ProcessParams(n_sessions=7))
     assert rows.groupby("model", sort=False).size().to_dict() == {
-        m["name"]: 4 if m.get("type") == "riclpm" else 2 for m in models}
+        m["name"]: 4 if m.get("type") == "riclpm" else 2 for m in models
+    }
     assert rows["converged"].all()
     assert (rows["ci_low"] < rows["estimate"]).all() and (rows["estimate"] < rows["ci_high"]).all()
     truth = {"gamma": -0.20, "beta": -0.10, "alpha": 0.40, "delta": 0.40}

@@ -116,7 +116,11 @@ def test_shipped_configs_carry_the_honest_lagged_specifications_both_directions(
     assert "alliance_within_patient_detrended" in models["lagged_detrended_alliance_symptoms"]["fixed"]
     assert "symptoms_within_patient_detrended" in models["lagged_detrended_symptoms_alliance"]["fixed"]
     assert {k: models["riclpm"][k] for k in ("type", "waves", "paths", "cluster")} == {
-        "type": "riclpm", "waves": 7, "paths": "constrained", "cluster": "therapist"}
+        "type": "riclpm",
+        "waves": 7,
+        "paths": "constrained",
+        "cluster": "therapist",
+    }
 
 
 # --------------------------------------------------------------------------- person means from the model's rows
@@ -124,16 +128,25 @@ def test_shipped_configs_carry_the_honest_lagged_specifications_both_directions(
 
 def _hand_table() -> pd.DataFrame:
     """Two patients; patient a's session 4 and patient b's session 3 have no next session."""
-    data = pd.DataFrame({
-        "patient": ["a"] * 4 + ["b"] * 3,
-        "therapist": ["t1"] * 4 + ["t2"] * 3,
-        "session": [1, 2, 3, 4, 1, 2, 3],
-        "alliance": [3.0, 4.0, 5.0, 6.0, 2.0, 2.0, 5.0],
-        "symptoms": [50.0, 40.0, 30.0, 35.0, 60.0, 50.0, 55.0],
-    })
+    data = pd.DataFrame(
+        {
+            "patient": ["a"] * 4 + ["b"] * 3,
+            "therapist": ["t1"] * 4 + ["t2"] * 3,
+            "session": [1, 2, 3, 4, 1, 2, 3],
+            "alliance": [3.0, 4.0, 5.0, 6.0, 2.0, 2.0, 5.0],
+            "symptoms": [50.0, 40.0, 30.0, 35.0, 60.0, 50.0, 55.0],
+        }
+    )
     data["session_c"] = data["session"] - 1
-    return pd.concat([data, decompose_within_between(data, "alliance"), decompose_within_between(data, "symptoms"),
-                      next_session_values(data, ["symptoms", "alliance"])], axis=1)
+    return pd.concat(
+        [
+            data,
+            decompose_within_between(data, "alliance"),
+            decompose_within_between(data, "symptoms"),
+            next_session_values(data, ["symptoms", "alliance"]),
+        ],
+        axis=1,
+    )
 
 
 def test_model_rows_recompute_the_parts_on_the_sessions_the_model_uses():

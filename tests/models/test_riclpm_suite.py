@@ -20,15 +20,27 @@ from alliance.outputs import write_csv, write_json
 from alliance.step import read_workflow
 from testkit import ROOT, demo_config
 
-MODEL = {"name": "dyn", "type": "riclpm", "label": "RI-CLPM", "waves": 5, "paths": "constrained",
-         "cluster": "therapist", "variables": {"alliance": "alliance", "symptoms": "symptoms"}}
+MODEL = {
+    "name": "dyn",
+    "type": "riclpm",
+    "label": "RI-CLPM",
+    "waves": 5,
+    "paths": "constrained",
+    "cluster": "therapist",
+    "variables": {"alliance": "alliance", "symptoms": "symptoms"},
+}
 PARAMS = ProcessParams(n_sessions=6)  # one session more than the waves: session 6 must not be used
 
 
 def _trial(n_patients: int = 400, n_therapists: int = 40, seed: int = 11) -> tuple[pd.DataFrame, dict]:
     """A simulated analysis table (alliance, symptoms by session; MAR dropout), rows shuffled."""
-    long, truth = simulate_process(PARAMS, n_patients, np.random.default_rng(seed), dropout=DropoutParams(),
-                                   patient_ids=np.array([f"P{i:04d}" for i in range(n_patients)]))
+    long, truth = simulate_process(
+        PARAMS,
+        n_patients,
+        np.random.default_rng(seed),
+        dropout=DropoutParams(),
+        patient_ids=np.array([f"P{i:04d}" for i in range(n_patients)]),
+    )
     long = long.rename(columns={"alliance_score": "alliance", "symptom_score": "symptoms"})
     long["therapist"] = long["patient"].str[1:].astype(int).mod(n_therapists).map(lambda t: f"T{t:02d}")
     return long.sample(frac=1.0, random_state=5).reset_index(drop=True), truth
@@ -71,8 +83,9 @@ def test_the_tables_of_both_fits_with_flags_on_every_row(fitted):
     assert parameters["reported"].tolist() == (parameters["paths"] == "constrained").tolist()
     assert parameters["paths"].iloc[0] == "constrained"  # the reported fit first
     gamma = parameters.set_index(["paths", "name"]).loc[("constrained", "gamma")]
-    assert gamma["description"] == ("cross-lag alliance -> symptoms: within-patient alliance at t-1 -> symptoms at t "
-                                    "(equal over waves)")
+    assert gamma["description"] == (
+        "cross-lag alliance -> symptoms: within-patient alliance at t-1 -> symptoms at t (equal over waves)"
+    )
     assert gamma["se_type"].startswith("cluster-robust sandwich, 40 clusters")
     assert fitted["fit_indices"]["paths"].tolist() == ["constrained", "free"]
     assert {"chisq", "df", "cfi", "tli", "rmsea", "rmsea.ci.lower", "srmr", "aic", "bic"} <= set(fitted["fit_indices"])

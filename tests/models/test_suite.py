@@ -47,9 +47,20 @@ def test_shipped_configs_validate_and_pass_the_model_checks(path):
     model_config.check_models(config)
     names = [m["name"] for m in config["models"]]
     # methods.md section 5, items 1-6
-    for name in ["variance_outcome", "variance_alliance", "alliance_growth", "same_session", "lagged_alliance_symptoms",
-                 "lagged_symptoms_alliance", "three_level", "early_alliance", "early_alliance_early_change",
-                 "early_alliance_mean", "baldwin", "moderation"]:
+    for name in [
+        "variance_outcome",
+        "variance_alliance",
+        "alliance_growth",
+        "same_session",
+        "lagged_alliance_symptoms",
+        "lagged_symptoms_alliance",
+        "three_level",
+        "early_alliance",
+        "early_alliance_early_change",
+        "early_alliance_mean",
+        "baldwin",
+        "moderation",
+    ]:
         assert name in names
 
 
@@ -66,15 +77,21 @@ def _mutated(change):
         (lambda m, c: m["moderation"]["categorical"].update(therapy="Gestalt"), "not a canonical label"),
         (lambda m, c: m["moderation"]["fixed"].append("therapy"), "remove it from fixed"),
         (lambda m, c: m["moderation"]["moderation"]["terms"].append("session"), "not in models.moderation.fixed"),
-        (lambda m, c: m["same_session"]["roles"].update(alliance=("within_patient")),
-         "not in models.same_session.fixed"),
+        (
+            lambda m, c: m["same_session"]["roles"].update(alliance=("within_patient")),
+            "not in models.same_session.fixed",
+        ),
         (lambda m, c: m["same_session"]["contrasts"][0]["weights"].update(alliance_s3=1), "not a fixed term"),
         (lambda m, c: m["alliance_growth"]["tests"][0]["terms"].append("session_c:expectancy"), "not a fixed term"),
         (lambda m, c: m["baldwin"].update(filter={"session_max": 7}), "patient-level model has no sessions"),
-        (lambda m, c: m["baldwin"]["random"].append({"group": "patient", "nested_in": "therapist"}),
-         "cannot group by patient"),
-        (lambda m, c: [x.update(enabled=False) for x in m.values() if x.get("outcome") == "alliance_next"],
-         "needs the reverse direction"),
+        (
+            lambda m, c: m["baldwin"]["random"].append({"group": "patient", "nested_in": "therapist"}),
+            "cannot group by patient",
+        ),
+        (
+            lambda m, c: [x.update(enabled=False) for x in m.values() if x.get("outcome") == "alliance_next"],
+            "needs the reverse direction",
+        ),
         (lambda m, c: m["alliance_growth"]["categorical"].update(sex="female"), "not used by any fixed term"),
     ],
 )
@@ -98,9 +115,15 @@ def test_schema_rejects_unknown_keys_and_code_in_names():
 def test_spec_of_a_moderated_model():
     spec = specs.spec_from_config(MODELS["moderation"])
     assert spec.fixed == (
-        "alliance_within_patient", "alliance_between_patient", "session_c", "therapy", "condition",
-        "alliance_within_patient:therapy", "alliance_between_patient:therapy",
-        "alliance_within_patient:condition", "alliance_between_patient:condition",
+        "alliance_within_patient",
+        "alliance_between_patient",
+        "session_c",
+        "therapy",
+        "condition",
+        "alliance_within_patient:therapy",
+        "alliance_between_patient:therapy",
+        "alliance_within_patient:condition",
+        "alliance_between_patient:condition",
     )
     assert dict(spec.categorical) == {"therapy": "CBT", "condition": "depression"}
     base = specs.spec_from_config(model_config.stratum_model(MODELS["moderation"]))
@@ -110,8 +133,15 @@ def test_spec_of_a_moderated_model():
 
 def test_strata_come_from_the_config_labels():
     names = model_config.strata(MODELS["moderation"], CONTEXT["labels"])
-    assert list(names) == ["all", "cbt-depression", "cbt-anxiety", "pdt-depression", "pdt-anxiety", "ipt-depression",
-                           "ipt-anxiety"]
+    assert list(names) == [
+        "all",
+        "cbt-depression",
+        "cbt-anxiety",
+        "pdt-depression",
+        "pdt-anxiety",
+        "ipt-depression",
+        "ipt-anxiety",
+    ]
     assert names["pdt-anxiety"] == {"therapy": "PDT", "condition": "anxiety"}
     with pytest.raises(model_config.ModelConfigError, match="twice"):
         model_config.strata(MODELS["moderation"], {"therapy": ["CBT", "cbt"], "condition": ["x"]})
@@ -121,11 +151,14 @@ def test_strata_come_from_the_config_labels():
 
 
 def test_filter_language():
-    d = pd.DataFrame({
-        "session": [1, 4, 8, 9], "therapy": ["CBT", "PDT", "CBT", "IPT"],
-        "dropout": pd.array([True, False, None, False]),
-        "expectancy": [3.0, 5.0, 7.0, np.nan],
-    })
+    d = pd.DataFrame(
+        {
+            "session": [1, 4, 8, 9],
+            "therapy": ["CBT", "PDT", "CBT", "IPT"],
+            "dropout": pd.array([True, False, None, False]),
+            "expectancy": [3.0, 5.0, 7.0, np.nan],
+        }
+    )
     assert apply_filter(d, {"session_min": 2, "session_max": 8})["session"].tolist() == [4, 8]
     assert apply_filter(d, {"include": {"therapy": ["CBT", "IPT"]}})["session"].tolist() == [1, 8, 9]
     assert apply_filter(d, {"exclude": {"dropout": [True]}})["session"].tolist() == [4, 8, 9]
@@ -210,8 +243,15 @@ def test_wald_tests_of_config_terms(growth):
     assert row["df"] == 2 and row["detail"] == "session_c:therapy[T.IPT]; session_c:therapy[T.PDT]"
     fixed = growth["fixed"].set_index("term")
     terms = row["detail"].split("; ")
-    vcov = pd.DataFrame(growth["fit"]["vcov"]["matrix"], index=growth["fit"]["vcov"]["terms"],
-                        columns=growth["fit"]["vcov"]["terms"]).loc[terms, terms].to_numpy()
+    vcov = (
+        pd.DataFrame(
+            growth["fit"]["vcov"]["matrix"],
+            index=growth["fit"]["vcov"]["terms"],
+            columns=growth["fit"]["vcov"]["terms"],
+        )
+        .loc[terms, terms]
+        .to_numpy()
+    )
     b = fixed.loc[terms, "estimate"].to_numpy()
     assert row["statistic"] == pytest.approx(float(b @ np.linalg.solve(vcov, b)), rel=1e-6)
 
@@ -228,10 +268,14 @@ def test_outcome_scale_is_stated(tables):
 
 def _patient_moderation(reference="CBT", by=("therapy",)):
     return {
-        "name": "pm", "data": "patients", "outcome": "symptoms_last", "fixed": ["symptoms_baseline_c", "alliance_s3"],
+        "name": "pm",
+        "data": "patients",
+        "outcome": "symptoms_last",
+        "fixed": ["symptoms_baseline_c", "alliance_s3"],
         "categorical": {"therapy": reference, **({"condition": "depression"} if "condition" in by else {})},
         "moderation": {"terms": ["alliance_s3"], "by": list(by)},
-        "random": [{"group": "therapist"}], "roles": {"alliance_s3": "patient_level"},
+        "random": [{"group": "therapist"}],
+        "roles": {"alliance_s3": "patient_level"},
     }
 
 
@@ -257,8 +301,9 @@ def test_simple_slopes_average_over_the_other_moderator(tables):
     fixed = out["fixed"].set_index("term")["estimate"]
     used = patient_frame(patients).dropna(subset=["symptoms_last", "symptoms_baseline_c", "alliance_s3"])
     share = (used.loc[used["therapy"] == "PDT", "condition"] == "anxiety").mean()
-    expected = (fixed["alliance_s3"] + fixed["alliance_s3:therapy[T.PDT]"]
-                + share * fixed["alliance_s3:condition[T.anxiety]"])
+    expected = (
+        fixed["alliance_s3"] + fixed["alliance_s3:therapy[T.PDT]"] + share * fixed["alliance_s3:condition[T.anxiety]"]
+    )
     assert pdt["estimate"] == pytest.approx(expected, rel=1e-9)
     assert pdt["n_patients"] == (used["therapy"] == "PDT").sum()
 
@@ -310,12 +355,26 @@ def test_summarise_effects_forest_table(tables, tmp_path):
     model = copy.deepcopy(MODELS["moderation"])
     model["random"] = [{"group": "therapist"}, {"group": "patient", "nested_in": "therapist"}]  # quicker
     fitted = {"moderation": _quiet(suite.fit_model, model, sessions, patients, CONTEXT)}
-    stratum_fits = {"moderation": {s: _quiet(suite.fit_stratum, model, s, sessions, patients, CONTEXT)
-                                   for s in ("all", "pdt-anxiety")}}
+    stratum_fits = {
+        "moderation": {
+            s: _quiet(suite.fit_stratum, model, s, sessions, patients, CONTEXT) for s in ("all", "pdt-anxiety")
+        }
+    }
     out = summary.summarise_effects([model], fitted, stratum_fits, CONTEXT)
     forest = out["alliance_effects"]
-    assert list(forest.columns) == ["level", "label", "term", "estimate", "se", "r", "r_ci_low", "r_ci_high",
-                                    "n_patients", "n_therapists", "flags"]
+    assert list(forest.columns) == [
+        "level",
+        "label",
+        "term",
+        "estimate",
+        "se",
+        "r",
+        "r_ci_low",
+        "r_ci_high",
+        "n_patients",
+        "n_therapists",
+        "flags",
+    ]
     within = forest[forest["term"] == "alliance_within_patient"]
     assert within["level"].tolist() == ["overall", "therapy", "therapy", "therapy", "condition", "condition", "stratum"]
     assert within["label"].tolist()[0] == "All patients" and within["label"].tolist()[-1] == "PDT × anxiety"

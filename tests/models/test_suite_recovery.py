@@ -64,7 +64,10 @@ TRUTH_MODEL = {
     "name": "truth",
     "outcome": "symptoms",
     "fixed": [
-        "alliance_within_patient", "alliance_patient_within_therapist", "alliance_between_therapist", "session_c",
+        "alliance_within_patient",
+        "alliance_patient_within_therapist",
+        "alliance_between_therapist",
+        "session_c",
     ],
     "categorical": {"therapy": "CBT", "condition": "depression"},
     "moderation": {"terms": ["alliance_within_patient"], "by": ["therapy", "condition"]},
@@ -85,7 +88,10 @@ DEFAULT_ENGINE = demo_config()["run"]["engine"]
 
 #: the alliance growth model's terms with a truth (estimands.alliance_growth of TRUTH.yaml)
 GROWTH_TERMS = [
-    "session_c", "session_c:therapy[T.PDT]", "session_c:therapy[T.IPT]", "session_c:condition[T.anxiety]",
+    "session_c",
+    "session_c:therapy[T.PDT]",
+    "session_c:therapy[T.IPT]",
+    "session_c:condition[T.anxiety]",
     "expectancy_c",
 ]
 
@@ -129,8 +135,17 @@ def simulate_and_fit(tmp_path, seed: int, engine: str = DEFAULT_ENGINE) -> tuple
             r = slopes.loc[f"alliance_within_patient | {name}"]
         else:
             r = (fixed if table == "fixed" else growth).loc[name]
-        rows.append({"table": table, "name": name, "truth": value, "estimate": r["estimate"], "se": r["se"],
-                     "ci_low": r["ci_low"], "ci_high": r["ci_high"]})
+        rows.append(
+            {
+                "table": table,
+                "name": name,
+                "truth": value,
+                "estimate": r["estimate"],
+                "se": r["se"],
+                "ci_low": r["ci_low"],
+                "ci_high": r["ci_high"],
+            }
+        )
     condition_block = slopes.loc["interaction: alliance_within_patient x condition"]
     info = {"condition_p": float(condition_block["p"]), "flags": truth_fit["fit"]["flags"] + growth_fit["fit"]["flags"]}
     return pd.DataFrame(rows), info
@@ -160,8 +175,13 @@ def test_replications_bias_and_coverage(tmp_path):
     est["covered"] = (est["ci_low"] <= est["truth"]) & (est["truth"] <= est["ci_high"])
     est["error"] = est["estimate"] - est["truth"]  # against each trial's own truth (the between ones vary a little)
     summary = est.groupby(["table", "name"], sort=False).agg(
-        truth=("truth", "mean"), mean=("estimate", "mean"), sd=("estimate", "std"), mean_se=("se", "mean"),
-        coverage=("covered", "mean"), bias=("error", "mean"), error_sd=("error", "std"),
+        truth=("truth", "mean"),
+        mean=("estimate", "mean"),
+        sd=("estimate", "std"),
+        mean_se=("se", "mean"),
+        coverage=("covered", "mean"),
+        bias=("error", "mean"),
+        error_sd=("error", "std"),
     )
     summary["mc_se"] = summary["error_sd"] / math.sqrt(REPLICATIONS)
     print("\n" + summary.to_string())

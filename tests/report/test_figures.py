@@ -102,8 +102,11 @@ def test_within_between_samples_points_but_fits_lines_to_every_patient(trial):
     """At routine-monitoring size the between-patient panel shows a seeded sample of patients
     per therapy type; each least-squares line still uses every patient (the title says so)."""
     data = trial["analysis"]
-    means = data.groupby("patient").agg(alliance=("alliance", "mean"), symptoms=("symptoms", "mean"),
-                                        therapy=("therapy", "first")).dropna()
+    means = (
+        data.groupby("patient")
+        .agg(alliance=("alliance", "mean"), symptoms=("symptoms", "mean"), therapy=("therapy", "first"))
+        .dropna()
+    )
     cap = 3
     figure = F.within_between(data, within_slope=-8.0, seed=2, max_patients_per_group=cap)
     right = figure.axes[1]
@@ -118,8 +121,10 @@ def test_within_between_samples_points_but_fits_lines_to_every_patient(trial):
         x, y = line.get_xdata(), line.get_ydata()
         assert (y[-1] - y[0]) / (x[-1] - x[0]) == pytest.approx(slope)
     again = F.within_between(data, within_slope=-8.0, seed=2, max_patients_per_group=cap)
-    assert np.array_equal(points[0].get_offsets(), [c for c in again.axes[1].collections
-                                                    if isinstance(c, PathCollection)][0].get_offsets())
+    assert np.array_equal(
+        points[0].get_offsets(),
+        [c for c in again.axes[1].collections if isinstance(c, PathCollection)][0].get_offsets(),
+    )
     unsampled = F.within_between(data, within_slope=-8.0, seed=2)
     assert "shown" not in unsampled.axes[1].get_title()
     for fig in (figure, again, unsampled):
@@ -129,11 +134,13 @@ def test_within_between_samples_points_but_fits_lines_to_every_patient(trial):
 def test_patient_sample_is_seeded_and_capped():
     rng = np.random.default_rng(0)
     n_patients, sessions = 2400, 16
-    data = pd.DataFrame({
-        "patient": np.repeat([f"P{k:05d}" for k in range(n_patients)], sessions),
-        "therapy": np.repeat(np.array(["CBT", "IPT", "PDT"])[np.arange(n_patients) % 3], sessions),
-        "session": np.tile(np.arange(1, sessions + 1), n_patients),
-    })
+    data = pd.DataFrame(
+        {
+            "patient": np.repeat([f"P{k:05d}" for k in range(n_patients)], sessions),
+            "therapy": np.repeat(np.array(["CBT", "IPT", "PDT"])[np.arange(n_patients) % 3], sessions),
+            "session": np.tile(np.arange(1, sessions + 1), n_patients),
+        }
+    )
     data["symptoms"] = 60 - 1.5 * data["session"] + rng.normal(0, 8, len(data))
     first = F.sample_patients(data, 200, seed=42)
     again = F.sample_patients(data, 200, seed=42)
@@ -177,7 +184,9 @@ def test_forest_plot_draws_flipped_r_against_the_benchmark_band(benchmark):
 
 
 def test_forest_plot_band_follows_the_configured_benchmark(benchmark):
-    figure = F.alliance_forest(effects_table(), {**benchmark, "r": 0.2, "ci_low": 0.15, "ci_high": 0.25, "citation": "Lab 2030"})
+    figure = F.alliance_forest(
+        effects_table(), {**benchmark, "r": 0.2, "ci_low": 0.15, "ci_high": 0.25, "citation": "Lab 2030"}
+    )
     ax = figure.axes[0]
     band = next(p for p in ax.patches)
     assert (band.get_x(), band.get_x() + band.get_width()) == pytest.approx((0.15, 0.25))
@@ -200,7 +209,10 @@ def test_caterpillar_ranks_therapists_with_95_intervals(trial):
     intervals = next(c for c in ax.collections if isinstance(c, LineCollection)).get_segments()
     lowest = therapists.sort_values("value").iloc[0]
     assert intervals[0][0][0] == pytest.approx(lowest["value"] - 1.959964 * lowest["sd"], rel=1e-5)
-    excluding = int(((therapists["value"] - 1.959964 * therapists["sd"]) > 0).sum() + ((therapists["value"] + 1.959964 * therapists["sd"]) < 0).sum())
+    excluding = int(
+        ((therapists["value"] - 1.959964 * therapists["sd"]) > 0).sum()
+        + ((therapists["value"] + 1.959964 * therapists["sd"]) < 0).sum()
+    )
     assert ax.get_title() == f"Therapist effects: {excluding} of 12 intervals exclude 0"
     plt.close(figure)
 
@@ -218,7 +230,9 @@ def test_missing_by_session_counts_patients_per_arm(trial):
     s3 = arm[arm["session"] == 3].iloc[0]
     assert s3["n_outcome"] == rows["symptoms"].notna().sum()
     assert s3["pct_outcome"] == pytest.approx(100 * rows["symptoms"].notna().sum() / n_arm)
-    in_treatment = patients[(patients["therapy"] == "CBT") & (patients["condition"] == "depression") & (patients["last_session"] >= 3)]
+    in_treatment = patients[
+        (patients["therapy"] == "CBT") & (patients["condition"] == "depression") & (patients["last_session"] >= 3)
+    ]
     assert s3["n_in_treatment"] == len(in_treatment)
     complete = rows.dropna(subset=["symptoms", "alliance"])["patient"]
     assert s3["n_missing_in_treatment"] == len(set(in_treatment["patient"]) - set(complete))
@@ -236,7 +250,9 @@ def test_flow_diagram_prints_every_step_and_exclusion(trial):
         assert f"{step.rows:,} rows · {step.patients:,} patients · {step.therapists:,} therapists" in texts
         if step.rows_excluded:
             assert any(t.startswith(f"Excluded: {step.rows_excluded:,} rows") for t in texts)
-    assert sum(t.startswith("Excluded:") for t in texts) == int((flow[["rows_excluded", "patients_excluded", "therapists_excluded"]].sum(axis=1) > 0).sum())
+    assert sum(t.startswith("Excluded:") for t in texts) == int(
+        (flow[["rows_excluded", "patients_excluded", "therapists_excluded"]].sum(axis=1) > 0).sum()
+    )
     plt.close(figure)
 
 
@@ -248,7 +264,9 @@ def test_diagnostics_show_residuals_and_every_random_effect(trial):
     titles = [ax.get_title() for ax in figure.axes]
     assert titles[:2] == ["Residuals vs fitted", "QQ: residuals"]
     assert set(titles[2:]) == {
-        "QQ: therapist Intercept", "QQ: therapist:patient Intercept", "QQ: therapist:patient alliance_within_patient"
+        "QQ: therapist Intercept",
+        "QQ: therapist:patient Intercept",
+        "QQ: therapist:patient alliance_within_patient",
     }
     scatter = next(c for c in figure.axes[0].collections if isinstance(c, PathCollection)).get_offsets()
     assert len(scatter) == len(trial["residuals"])
@@ -283,4 +301,8 @@ def test_save_is_byte_identical_and_at_most_150_dpi(trial, tmp_path):
 
 
 def test_one_colour_per_therapy_everywhere():
-    assert F.category_colours(["PDT", "CBT", "IPT"]) == {"CBT": F.OKABE_ITO[0], "IPT": F.OKABE_ITO[1], "PDT": F.OKABE_ITO[2]}
+    assert F.category_colours(["PDT", "CBT", "IPT"]) == {
+        "CBT": F.OKABE_ITO[0],
+        "IPT": F.OKABE_ITO[1],
+        "PDT": F.OKABE_ITO[2],
+    }

@@ -38,8 +38,13 @@ from testkit.trials import effects_table, make_trial
 
 NAMES = ["same_session", "three_level", "early_alliance"]
 #: the RI-CLPM of the fixture run, named as the simulator's truth names the suite's (TRUTH.yaml estimands)
-RICLPM = {"name": "riclpm", "type": "riclpm", "variables": {"alliance": "alliance", "symptoms": "symptoms"},
-          "waves": 5, "cluster": "therapist"}
+RICLPM = {
+    "name": "riclpm",
+    "type": "riclpm",
+    "variables": {"alliance": "alliance", "symptoms": "symptoms"},
+    "waves": 5,
+    "cluster": "therapist",
+}
 
 
 def truth_file(trial: dict) -> Path:
@@ -56,8 +61,13 @@ def render_run(root: Path, trial: dict, fitted: dict, benchmark: dict) -> dict:
         tables = fitted[model]
         out = results / "models" / model
         out.mkdir(parents=True)
-        for key, file in (("fixed", "fixed_effects"), ("variance", "variance_components"), ("contrasts", "contrasts"),
-                          ("effects", "effects"), ("random_effects", "random_effects")):
+        for key, file in (
+            ("fixed", "fixed_effects"),
+            ("variance", "variance_components"),
+            ("contrasts", "contrasts"),
+            ("effects", "effects"),
+            ("random_effects", "random_effects"),
+        ):
             write_csv(tables[key], out / f"{file}.csv")
         write_json(tables["fit"], out / "fit.json")
     with warnings.catch_warnings():
@@ -132,8 +142,10 @@ def rendered_statsmodels(rendered, tmp_path_factory, benchmark) -> dict:
     """The same trial and models fitted with the statsmodels engine (Wald z, several optimisers)."""
     trial = rendered["trial"]
     context = model_context(trial["config"])
-    fitted = {name: fit_model(trial["models"][name], trial["analysis"], trial["patients"], context, engine="statsmodels")
-              for name in NAMES}
+    fitted = {
+        name: fit_model(trial["models"][name], trial["analysis"], trial["patients"], context, engine="statsmodels")
+        for name in NAMES
+    }
     return render_run(tmp_path_factory.mktemp("report_statsmodels"), trial, fitted, benchmark)
 
 
@@ -146,8 +158,10 @@ def rendered_mixedlm(rendered, tmp_path_factory, benchmark) -> dict:
     if all(trial["fitted"][name]["fit"]["fit"].get("engine") == "mixedlm" for name in NAMES):
         return rendered
     context = model_context(trial["config"])
-    fitted = {name: fit_model(trial["models"][name], trial["analysis"], trial["patients"], context, engine="mixedlm")
-              for name in NAMES}
+    fitted = {
+        name: fit_model(trial["models"][name], trial["analysis"], trial["patients"], context, engine="mixedlm")
+        for name in NAMES
+    }
     return render_run(tmp_path_factory.mktemp("report_mixedlm"), trial, fitted, benchmark)
 
 
@@ -184,7 +198,9 @@ def test_model_comparison_lists_every_alliance_coefficient(rendered):
     ]
     assert set(comparison.loc[comparison["model"] == "early_alliance", "data"]) == {"patients"}
     fixed = rendered["trial"]["three_tables"]["fixed"].set_index("term")
-    row = comparison[(comparison["model"] == "three_level") & (comparison["term"] == "alliance_between_therapist")].iloc[0]
+    row = comparison[
+        (comparison["model"] == "three_level") & (comparison["term"] == "alliance_between_therapist")
+    ].iloc[0]
     assert row["estimate"] == pytest.approx(fixed.loc["alliance_between_therapist", "estimate"])
     assert row["n_obs"] == rendered["trial"]["three_tables"]["fit"]["fit"]["n_obs"]
 
@@ -194,7 +210,11 @@ def test_contextual_effect_is_the_model_stage_contrast(rendered):
     engine = fit(spec, complete_cases(spec, rendered["trial"]["analysis"]))
     expected = engine.contrast({"alliance_between_patient": 1, "alliance_within_patient": -1})
     shown = rendered["context"]["primary"]
-    written = pd.read_csv(rendered["results"] / "models" / "same_session" / "contrasts.csv").set_index("name").loc["contextual"]
+    written = (
+        pd.read_csv(rendered["results"] / "models" / "same_session" / "contrasts.csv")
+        .set_index("name")
+        .loc["contextual"]
+    )
     assert shown["contextual_source"] == "contrast¦same_session¦contextual"
     for column in ("estimate", "se", "ci_low", "ci_high"):  # quoted from the model stage, not recomputed
         assert shown["contextual"][column] == pytest.approx(written[column], rel=1e-9)
@@ -211,12 +231,22 @@ def test_contextual_effect_is_found_by_its_weights_and_never_computed():
     other = {"contrasts": [row], "config": {"contrasts": [{"name": "ctx", "weights": {"alliance_within_patient": 1}}]}}
     assert C.contextual_contrast(other) is None
     # both terms and their covariance, but no contrast configured: the report does not compute one, it says so
-    unconfigured = {"spec": {"name": "m", "fixed": list(weights), "random": [{"group": "patient"}], "outcome": "y"},
-                    "fixed": [{"term": t, "estimate": 1.0} for t in weights],
-                    "vcov": {"terms": list(weights), "matrix": [[1.0, 0.0], [0.0, 1.0]]}, "fit": {}, "contrasts": []}
-    model = C.model_context(unconfigured, pd.DataFrame({"term": list(weights), "estimate": [1.0, 1.0]}),
-                            pd.DataFrame(columns=["group", "term", "variance"]), meaning={}, analysis=pd.DataFrame(),
-                            patients=None, figures={})
+    unconfigured = {
+        "spec": {"name": "m", "fixed": list(weights), "random": [{"group": "patient"}], "outcome": "y"},
+        "fixed": [{"term": t, "estimate": 1.0} for t in weights],
+        "vcov": {"terms": list(weights), "matrix": [[1.0, 0.0], [0.0, 1.0]]},
+        "fit": {},
+        "contrasts": [],
+    }
+    model = C.model_context(
+        unconfigured,
+        pd.DataFrame({"term": list(weights), "estimate": [1.0, 1.0]}),
+        pd.DataFrame(columns=["group", "term", "variance"]),
+        meaning={},
+        analysis=pd.DataFrame(),
+        patients=None,
+        figures={},
+    )
     assert model["contextual"] is None and model["contextual_not_configured"]
 
 
@@ -225,7 +255,9 @@ def test_therapist_reliability_is_the_anova_estimate_over_patient_means():
     rng = np.random.default_rng(3)
     therapists = np.repeat(np.arange(200), 8)
     values = rng.normal(0, 1.0, 200)[therapists] + rng.normal(0, 2.0, len(therapists))
-    sessions = pd.DataFrame({"patient": [f"p{k:04d}" for k in range(len(values))], "therapist": therapists, "alliance": values})
+    sessions = pd.DataFrame(
+        {"patient": [f"p{k:04d}" for k in range(len(values))], "therapist": therapists, "alliance": values}
+    )
     got = C.therapist_mean_reliability(sessions)
     frame = pd.DataFrame({"y": values, "g": therapists})
     means = frame.groupby("g")["y"].mean()
@@ -278,8 +310,11 @@ def test_equations_put_each_predictor_at_its_level(rendered):
     assert correlated in fit["lme4_formula"]
     independent = fit["lme4_formula"].replace(correlated, "(1 + alliance_within_patient || therapist:patient)")
     blocks = E.model_equations(  # as an engine that fits the slope independently (statsmodels) reports it
-        fit["spec"], rendered["trial"]["analysis"], fit["fit"]["n_groups"],
-        roles=fit["config"]["roles"], fitted_formula=independent,
+        fit["spec"],
+        rendered["trial"]["analysis"],
+        fit["fit"]["n_groups"],
+        roles=fit["config"]["roles"],
+        fitted_formula=independent,
     )
     text = {b["level"]: "\n".join(b["lines"]) for b in blocks}
     assert set(text) == {"Level 1 (session t)", "Level 2 (patient i within therapist)", "Level 3 (therapist j)"}
@@ -294,8 +329,9 @@ def test_equations_put_each_predictor_at_its_level(rendered):
 
 def test_equations_of_a_patient_level_model(rendered):
     fit = rendered["trial"]["fitted"]["early_alliance"]["fit"]
-    blocks = E.model_equations(fit["spec"], rendered["trial"]["patients"], fit["fit"]["n_groups"],
-                               roles=fit["config"]["roles"], unit="patient")
+    blocks = E.model_equations(
+        fit["spec"], rendered["trial"]["patients"], fit["fit"]["n_groups"], roles=fit["config"]["roles"], unit="patient"
+    )
     assert [b["level"] for b in blocks] == ["Level 1 (patient i)", "Level 2 (therapist j)"]
     assert blocks[0]["lines"][0] == "symptoms_lastᵢⱼ = π₀ⱼ + β₁·symptoms_baseline_cᵢⱼ + β₂·alliance_s3ᵢⱼ + eᵢⱼ"
     assert blocks[1]["lines"] == ["π₀ⱼ = β₀ + u₀ⱼ", "u₀ⱼ ~ N(0, τ²[therapist])"]
@@ -360,8 +396,19 @@ def test_every_quoted_number_ties_to_its_table(rendered):
     n = check_numbers(rendered["html"], tables)
     assert n > 100
     sources = {x["source"].split("¦")[0] for x in parse(rendered["html"]).numbers}
-    assert {"fixed", "variance", "table1", "summary", "effects", "comparison", "contrast", "fit", "modeleffect",
-            "riclpm", "truth"} <= sources
+    assert {
+        "fixed",
+        "variance",
+        "table1",
+        "summary",
+        "effects",
+        "comparison",
+        "contrast",
+        "fit",
+        "modeleffect",
+        "riclpm",
+        "truth",
+    } <= sources
 
 
 def test_findings_say_which_comes_first_from_the_riclpm(rendered):
@@ -370,8 +417,10 @@ def test_findings_say_which_comes_first_from_the_riclpm(rendered):
     parameters = pd.read_csv(rendered["results"] / "models" / "riclpm" / "parameters.csv").set_index(["paths", "name"])
     gamma = parameters.loc[("constrained", "gamma")]
     digits = W.digits_for(gamma["se"])
-    assert (f"Which comes first (section 10, RI-CLPM riclpm on sessions 1 to 5): alliance → next symptoms "
-            f"{W.fmt(gamma['estimate'], digits)} (95% CI {W.fmt(gamma['ci_low'], digits)} to") in words
+    assert (
+        f"Which comes first (section 10, RI-CLPM riclpm on sessions 1 to 5): alliance → next symptoms "
+        f"{W.fmt(gamma['estimate'], digits)} (95% CI {W.fmt(gamma['ci_low'], digits)} to"
+    ) in words
     assert "symptoms → next alliance" in words and "not that one causes the other" in words
     assert 'data-source="riclpm¦riclpm¦parameters¦constrained¦beta¦estimate"' in findings
 
@@ -398,8 +447,10 @@ def test_findings_quote_the_primary_estimate_in_words(rendered):
     overall = effects_table().iloc[0]
     assert f"r = {W.fmt_r(-overall['r'], 2)}" in " ".join(text.split())
     words = " ".join(text.split())
-    assert ("the point estimate lies above the confidence interval of the meta-analytic benchmark r = .278 [.256, .299] "
-            "(Flückiger et al. 2018), and the two confidence intervals overlap.") in words
+    assert (
+        "the point estimate lies above the confidence interval of the meta-analytic benchmark r = .278 [.256, .299] "
+        "(Flückiger et al. 2018), and the two confidence intervals overlap."
+    ) in words
 
 
 def test_benchmark_position(benchmark):
@@ -420,8 +471,16 @@ def test_the_shipped_benchmark_is_the_published_one(benchmark):
 
 
 def test_a_configured_benchmark_moves_text_tables_checklist_and_caption(rendered, benchmark, tmp_path):
-    other = {**benchmark, "r": 0.23, "ci_low": 0.2, "ci_high": 0.26, "citation": "Lab et al. 2030",
-             "source": "Lab, A. (2030), J Test 1:1–2", "data": "12 studies", "setting": ""}
+    other = {
+        **benchmark,
+        "r": 0.23,
+        "ci_low": 0.2,
+        "ci_high": 0.26,
+        "citation": "Lab et al. 2030",
+        "source": "Lab, A. (2030), J Test 1:1–2",
+        "data": "12 studies",
+        "setting": "",
+    }
     trial = {**rendered["trial"], "config": {**rendered["trial"]["config"], "report": {"benchmark": other}}}
     run = render_run(tmp_path, trial, trial["fitted"], other)
     words = " ".join(re.sub(r"<[^>]+>", " ", run["html"]).split())
@@ -429,20 +488,30 @@ def test_a_configured_benchmark_moves_text_tables_checklist_and_caption(rendered
     assert "and the two confidence intervals do not overlap" in words  # .31 [.28, .34] against [.20, .26]
     assert "Point estimate vs. benchmark CI [.200, .260]" in words
     assert "Lab, A. (2030), J Test 1:1–2 12 studies r = .230 [.200, .260], d = .473" in words
-    assert not re.findall(r"r = \.278|\[\.256, \.299\]|d = \.579|Flückiger et al\. 2018|Flückiger, Del Re, Wampold", words)
+    assert not re.findall(
+        r"r = \.278|\[\.256, \.299\]|d = \.579|Flückiger et al\. 2018|Flückiger, Del Re, Wampold", words
+    )
     assert "beside the benchmark r = .230." in run["context"]["checklist_frame"].set_index("item").loc[9, "answer"]
-    assert "mark the meta-analytic benchmark of Lab et al. 2030, r = .230 [.200, .260]." in run["context"]["captions"]["alliance_forest"]
+    assert (
+        "mark the meta-analytic benchmark of Lab et al. 2030, r = .230 [.200, .260]."
+        in run["context"]["captions"]["alliance_forest"]
+    )
     assert run["context"]["figure_alt"]["alliance_forest"].endswith("against the Lab et al. 2030 benchmark")
 
 
 def test_report_is_self_contained(rendered):
     html = rendered["html"]
     parsed = parse(html)
-    assert any(m.get("http-equiv") == "Content-Security-Policy" and "default-src 'none'" in m.get("content", "") for m in parsed.meta)
+    assert any(
+        m.get("http-equiv") == "Content-Security-Policy" and "default-src 'none'" in m.get("content", "")
+        for m in parsed.meta
+    )
     assert len(parsed.images) == len(rendered["figures"])
     assert all(img["src"].startswith("data:image/png;base64,") for img in parsed.images)
     assert all(img.get("alt") for img in parsed.images)
-    assert all(u.startswith(("data:", "#")) for u in parsed.urls), [u[:60] for u in parsed.urls if not u.startswith(("data:", "#"))]
+    assert all(u.startswith(("data:", "#")) for u in parsed.urls), [
+        u[:60] for u in parsed.urls if not u.startswith(("data:", "#"))
+    ]
     body = html.split("<body>")[1].split("Resolved configuration")[0]
     assert "http://" not in body and "https://" not in body
     assert "<script" not in html.lower()
@@ -450,23 +519,41 @@ def test_report_is_self_contained(rendered):
 
 def test_report_has_every_section_and_caption(rendered, benchmark):
     headings = parse(rendered["html"]).headings
-    for section in ("1. Findings in plain words", "2. The sample", "3. Cleaning and exclusions", "4. Measures and scoring",
-                    "5. Models", "6. Results", "7. Effect sizes against published benchmarks", "8. Therapist effects",
-                    "9. How the main estimate moves across modelling choices",
-                    "10. Which comes first: alliance and symptom change over sessions",
-                    "11. Methods appendix: reviewer checklist", "12. Provenance"):
+    for section in (
+        "1. Findings in plain words",
+        "2. The sample",
+        "3. Cleaning and exclusions",
+        "4. Measures and scoring",
+        "5. Models",
+        "6. Results",
+        "7. Effect sizes against published benchmarks",
+        "8. Therapist effects",
+        "9. How the main estimate moves across modelling choices",
+        "10. Which comes first: alliance and symptom change over sessions",
+        "11. Methods appendix: reviewer checklist",
+        "12. Provenance",
+    ):
         assert section in headings
     html = rendered["html"]
     for name in rendered["figures"]:
-        caption = W.caption(name if not name.startswith("diagnostics_") else "diagnostics", params={"benchmark": benchmark})
+        caption = W.caption(
+            name if not name.startswith("diagnostics_") else "diagnostics", params={"benchmark": benchmark}
+        )
         assert caption and caption.replace("'", "&#39;").replace("&", "&amp;")[:60] in html.replace("&#x27;", "&#39;")
     forest = W.caption("alliance_forest", params={"benchmark": benchmark})
     assert "r between alliance and symptom improvement" in forest
-    assert forest.endswith("mark the meta-analytic benchmark of Flückiger et al. 2018, r = .278 [.256, .299].") and forest in html
+    assert (
+        forest.endswith("mark the meta-analytic benchmark of Flückiger et al. 2018, r = .278 [.256, .299].")
+        and forest in html
+    )
     assert "lme4 formula as specified: <code>symptoms ~ alliance_within_patient" in html
     three = rendered["trial"]["three_tables"]["fit"]
     specified, fitted = three["lme4_formula"], three["fit"].get("formula_lme4_fitted") or three["lme4_formula"]
-    shown = f"<br>as fitted: <code>{fitted}</code>" if fitted != specified else f"<code>{specified}</code> (fitted as specified)"
+    shown = (
+        f"<br>as fitted: <code>{fitted}</code>"
+        if fitted != specified
+        else f"<code>{specified}</code> (fitted as specified)"
+    )
     assert shown in html
 
 
@@ -502,10 +589,20 @@ def test_missing_browser_gives_an_install_hint(monkeypatch):
 
 def _fit_json(name: str, engine: str, version: str, df_method: str) -> dict:
     """A hand-made fit.json with what the report reads about estimation and tests."""
-    return {"spec": {"name": name, "random": [{"group": "patient"}], "fixed": ["x"], "outcome": "y"},
-            "fit": {"engine": engine, "engine_version": version, "df_method": df_method, "method": "REML",
-                    "converged": True, "attempts": [{}], "optimizer": "x", "n_obs": 10},
-            "flags": []}
+    return {
+        "spec": {"name": name, "random": [{"group": "patient"}], "fixed": ["x"], "outcome": "y"},
+        "fit": {
+            "engine": engine,
+            "engine_version": version,
+            "df_method": df_method,
+            "method": "REML",
+            "converged": True,
+            "attempts": [{}],
+            "optimizer": "x",
+            "n_obs": 10,
+        },
+        "flags": [],
+    }
 
 
 STATSMODELS_FIT = _fit_json("a", "statsmodels", "0.15.0", "Wald z (asymptotic)")
@@ -514,7 +611,13 @@ MIXEDLM_FIT = _fit_json("b", "mixedlm", "1.3.0", "Satterthwaite (mixedlm 1.3.0)"
 
 def _item4(fits: list[dict], benchmark: dict) -> dict:
     checklist = T.reviewer_checklist(
-        fits=fits, summary={"therapists": 12}, config={}, figures=[], effects=None, reliability={}, benchmark=benchmark,
+        fits=fits,
+        summary={"therapists": 12},
+        config={},
+        figures=[],
+        effects=None,
+        reliability={},
+        benchmark=benchmark,
     )
     return checklist.set_index("item").loc[4].to_dict()
 
@@ -523,7 +626,10 @@ def test_df_sentence_differs_between_statsmodels_and_mixedlm():
     z, t = W.inference_summary([STATSMODELS_FIT]), W.inference_summary([MIXEDLM_FIT])
     assert z["fixed_tests"] != t["fixed_tests"] and z["findings"] != t["findings"]
     assert z["fixed_tests"] == "Fixed-effect tests are Wald z tests, without small-sample degrees of freedom."
-    assert t["fixed_tests"] == "Fixed-effect tests are t tests with Satterthwaite degrees of freedom (Satterthwaite (mixedlm 1.3.0))."
+    assert (
+        t["fixed_tests"]
+        == "Fixed-effect tests are t tests with Satterthwaite degrees of freedom (Satterthwaite (mixedlm 1.3.0))."
+    )
     assert "Satterthwaite" not in z["findings"] and "Wald z tests (no small-sample" not in t["findings"]
     # the methods text names the engine and its version
     assert z["engines"].startswith("statsmodels 0.15.0: statsmodels MixedLM")
@@ -532,10 +638,14 @@ def test_df_sentence_differs_between_statsmodels_and_mixedlm():
     assert z["contrasts"] == t["contrasts"] and "Wald z" in t["contrasts"] and "χ²" in t["contrasts"]
     # per model
     assert W.fixed_tests_text(MIXEDLM_FIT["fit"]).startswith("Fixed-effect tests are t tests with Satterthwaite")
-    assert W.fixed_tests_text(STATSMODELS_FIT["fit"]).startswith("Fixed-effect tests are Wald z tests (Wald z (asymptotic))")
+    assert W.fixed_tests_text(STATSMODELS_FIT["fit"]).startswith(
+        "Fixed-effect tests are Wald z tests (Wald z (asymptotic))"
+    )
     # a run with both names the models of each
     both = W.inference_summary([STATSMODELS_FIT, MIXEDLM_FIT])
-    assert "Satterthwaite (mixedlm 1.3.0)) for b, and Wald z tests" in both["fixed_tests"] and both["fixed_tests"].endswith("for a.")
+    assert "Satterthwaite (mixedlm 1.3.0)) for b, and Wald z tests" in both["fixed_tests"] and both[
+        "fixed_tests"
+    ].endswith("for a.")
     assert "(models a)" in both["engines"] and "(models b)" in both["engines"]
     # an engine that fell back to Wald z (df not computable) is reported as z, whatever the engine
     fallback = _fit_json("c", "mixedlm", "1.3.0", "Wald z (asymptotic)")
@@ -549,7 +659,9 @@ def test_checklist_small_sample_df_follows_the_engine(benchmark):
     assert "Small-sample df: no" not in t["answer"] and "overstate" not in t["answer"]
     assert z["status"] == "partly" and "Small-sample df: no, for a" in z["answer"] and "12 therapists" in z["answer"]
     assert "Small-sample df: yes" not in z["answer"]
-    assert both["status"] == "partly" and "yes, Satterthwaite df for b" in both["answer"] and "no, for a" in both["answer"]
+    assert (
+        both["status"] == "partly" and "yes, Satterthwaite df for b" in both["answer"] and "no, for a" in both["answer"]
+    )
     for answer in (z, t):
         assert "Wald z / χ² with every engine" in answer["answer"]
 
@@ -562,7 +674,9 @@ def test_rendered_report_follows_the_statsmodels_run(rendered_statsmodels):
     rendered = rendered_statsmodels
     html = rendered["html"]
     assert "(1 | therapist) + (1 + alliance_within_patient || therapist:patient)" in html  # the slope as fitted
-    assert "Fixed-effect tests are Wald z tests (no small-sample degrees of freedom); contrasts are Wald z tests." in html
+    assert (
+        "Fixed-effect tests are Wald z tests (no small-sample degrees of freedom); contrasts are Wald z tests." in html
+    )
     assert "Fixed-effect tests are Wald z tests (Wald z (asymptotic)), without small-sample degrees of freedom" in html
     assert "Satterthwaite" not in html.split('id="appendix"')[0]
     table = _fixed_table_html(html, "same_session")
@@ -579,7 +693,10 @@ def test_rendered_report_follows_the_mixedlm_run(rendered_mixedlm):
     assert all(f["fit"]["df_method"] == f"Satterthwaite (mixedlm {version})" for f in fits.values())
     assert f"Estimation: mixedlm {version}: the mixedlm package" in html
     assert "Fixed-effect tests are t tests with Satterthwaite degrees of freedom; contrasts are Wald z tests." in html
-    assert f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom (Satterthwaite (mixedlm {version})): p values" in html
+    assert (
+        f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom (Satterthwaite (mixedlm {version})): p values"
+        in html
+    )
     assert "Wald z tests (no small-sample" not in html and "statsmodels MixedLM" not in html
     assert W.CONTRAST_TESTS in html  # contrasts stay z for every engine
     for model in NAMES:

@@ -37,8 +37,17 @@ if CHROMIUM is None and not os.environ.get("CI"):  # in CI .ci/run installs it, 
     pytest.skip("chromium not found (apt-get install chromium)", allow_module_level=True)
 
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--mute-audio",
+    "--hide-scrollbars",
 )
 SCREENSHOT = ROOT / "results" / "report_first_screen.png"
 
@@ -60,8 +69,11 @@ class DevTools:
 
         self.process = subprocess.Popen(
             [browser, *FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-pipe", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=False, preexec_fn=child_fds,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=False,
+            preexec_fn=child_fds,
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -137,12 +149,22 @@ def open_in_chromium(html: Path, screenshot: Path | None = None) -> dict:
         session = tools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             tools.send(f"{domain}.enable", session=session)
-        tools.send("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=session)
+        tools.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
         url = html.resolve().as_uri()
         tools.send("Page.navigate", {"url": url}, session=session)
         tools.wait_for("Page.loadEventFired")
-        images = json.loads(tools.send("Runtime.evaluate", {"expression": IMAGE_STATES, "returnByValue": True}, session=session)["result"]["value"])
-        title = tools.send("Runtime.evaluate", {"expression": "document.title", "returnByValue": True}, session=session)["result"]["value"]
+        images = json.loads(
+            tools.send("Runtime.evaluate", {"expression": IMAGE_STATES, "returnByValue": True}, session=session)[
+                "result"
+            ]["value"]
+        )
+        title = tools.send(
+            "Runtime.evaluate", {"expression": "document.title", "returnByValue": True}, session=session
+        )["result"]["value"]
         if screenshot is not None:
             shot = tools.send("Page.captureScreenshot", {"format": "png"}, session=session)
             screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -151,9 +173,17 @@ def open_in_chromium(html: Path, screenshot: Path | None = None) -> dict:
         tools.close()
     events = tools.events
     requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
-    errors = [e["params"] for e in events if e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert")]
+    errors = [
+        e["params"]
+        for e in events
+        if e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert")
+    ]
     errors += [e["params"] for e in events if e.get("method") == "Runtime.exceptionThrown"]
-    errors += [e["params"]["entry"] for e in events if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"]
+    errors += [
+        e["params"]["entry"]
+        for e in events
+        if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"
+    ]
     return {
         "url": url,
         "title": title,
@@ -218,7 +248,9 @@ def test_pdf_is_the_printed_report(run):
     assert pdf[:5] == b"%PDF-"
     pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
     assert pages >= 5
-    assert b"Skia/PDF" in pdf or b"Chromium" in pdf or b"HeadlessChrome" in pdf  # printed by the browser, not drawn by matplotlib
+    assert (
+        b"Skia/PDF" in pdf or b"Chromium" in pdf or b"HeadlessChrome" in pdf
+    )  # printed by the browser, not drawn by matplotlib
     assert len(pdf) < 5_000_000
 
 
@@ -227,7 +259,10 @@ def test_my_outputs_are_deterministic(run):
     """Tables and figures byte-identical on a forced rerun; the HTML apart from the run date."""
     workdir, config = run
     results = workdir / "results" / config["dataset"]["name"]
-    names = sorted(str(p.relative_to(workdir)) for p in list((results / "figures").glob("*")) + list((results / "report").glob("*.csv")))
+    names = sorted(
+        str(p.relative_to(workdir))
+        for p in list((results / "figures").glob("*")) + list((results / "report").glob("*.csv"))
+    )
     assert len(names) >= 13
 
     def digest() -> dict:
@@ -238,8 +273,15 @@ def test_my_outputs_are_deterministic(run):
         return re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", "<date>", text)
 
     before, html_before = digest(), html_without_date()
-    rules = ["report_tables", "render_report", "plot_trajectories_symptoms", "plot_trajectories_alliance",
-             "plot_within_between", "plot_missing_data", "plot_flow_diagram"]
+    rules = [
+        "report_tables",
+        "render_report",
+        "plot_trajectories_symptoms",
+        "plot_trajectories_alliance",
+        "plot_within_between",
+        "plot_missing_data",
+        "plot_flow_diagram",
+    ]
     # only these rules: mtime triggers keep a concurrent code change elsewhere from rerunning other steps
     result = run_snakemake(workdir, config, "--rerun-triggers", "mtime", "--forcerun", *rules)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -251,8 +293,17 @@ def test_my_outputs_are_deterministic(run):
 def test_snakemakes_own_report_works(run):
     workdir, config = run
     out = workdir / "reports" / "snakemake.html"
-    command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), "--report", str(out)]
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--report",
+        str(out),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
     assert result.returncode == 0, result.stderr[-4000:]
     text = out.read_text(errors="replace")

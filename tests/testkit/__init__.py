@@ -50,7 +50,17 @@ def run_snakemake(workdir: Path, config: dict, *targets: str, cores: int = 2) ->
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     command = [
-        str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(config_path), "--cores", str(cores), "--quiet", "rules", *targets,
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_path),
+        "--cores",
+        str(cores),
+        "--quiet",
+        "rules",
+        *targets,
     ]
     return subprocess.run(command, capture_output=True, text=True, cwd=workdir)

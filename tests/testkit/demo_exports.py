@@ -15,14 +15,35 @@ from testkit import ROOT, clean_demo
 DATA = ROOT / "tests" / "data"
 
 SESSION_COLUMNS = [
-    "patient", "therapist", "session", "therapy", "condition", "expectancy", "session_c", "symptoms", "alliance",
-    "alliance_within_patient", "alliance_between_patient", "alliance_patient_within_therapist",
-    "alliance_between_therapist", "symptoms_within_patient", "symptoms_between_patient", "symptoms_next",
+    "patient",
+    "therapist",
+    "session",
+    "therapy",
+    "condition",
+    "expectancy",
+    "session_c",
+    "symptoms",
+    "alliance",
+    "alliance_within_patient",
+    "alliance_between_patient",
+    "alliance_patient_within_therapist",
+    "alliance_between_therapist",
+    "symptoms_within_patient",
+    "symptoms_between_patient",
+    "symptoms_next",
     "alliance_next",
 ]
 PATIENT_COLUMNS = [
-    "patient", "therapist", "therapy", "condition", "symptoms_baseline", "symptoms_s3", "symptoms_last",
-    "alliance_s3", "alliance_s1_4", "alliance_patient_mean",
+    "patient",
+    "therapist",
+    "therapy",
+    "condition",
+    "symptoms_baseline",
+    "symptoms_s3",
+    "symptoms_last",
+    "alliance_s3",
+    "alliance_s1_4",
+    "alliance_patient_mean",
 ]
 
 

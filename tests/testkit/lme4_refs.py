@@ -58,8 +58,12 @@ def simulate_two_level(rng: np.random.Generator, n_patients: int = 200, n_sessio
     G = np.array([[si**2, r * si * ss], [r * si * ss, ss**2]])
     u = rng.multivariate_normal([0.0, 0.0], G, n_patients)
     d["y"] = (
-        b["Intercept"] + b["x_cwc"] * d["x_cwc"] + b["x_pm_c"] * d["x_pm_c"]
-        + b["session_c"] * d["session_c"] + u[pid, 0] + u[pid, 1] * d["x_cwc"]
+        b["Intercept"]
+        + b["x_cwc"] * d["x_cwc"]
+        + b["x_pm_c"] * d["x_pm_c"]
+        + b["session_c"] * d["session_c"]
+        + u[pid, 0]
+        + u[pid, 1] * d["x_cwc"]
         + rng.normal(0, TRUTH["sd_e"], len(d))
     )
     d["patient"] = [f"p{i:03d}" for i in pid]

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from alliance.report import figures
 from alliance import outputs
 from alliance.models import config as model_config
 from alliance.models import specs, suite
 from alliance.models.data import ID_COLUMNS, analysis_columns, load_model_tables, spec_columns
 from alliance.outputs import read_columns, write_parquet
+from alliance.report import figures
 from alliance.report.equations import model_equations
 from testkit import clean_demo, demo_config
 
@@ -76,17 +76,52 @@ def test_worked_examples_of_the_reader():
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("same_session",
-         ["patient", "therapist", "session", "symptoms", "alliance_within_patient", "alliance_between_patient", "session_c"]),
+        (
+            "same_session",
+            [
+                "patient",
+                "therapist",
+                "session",
+                "symptoms",
+                "alliance_within_patient",
+                "alliance_between_patient",
+                "session_c",
+            ],
+        ),
         # moderators (fixed by the moderation block, categorical, strata.by) once each
-        ("moderation",
-         ["patient", "therapist", "session", "symptoms", "alliance_within_patient", "alliance_between_patient", "session_c",
-          "therapy", "condition"]),
+        (
+            "moderation",
+            [
+                "patient",
+                "therapist",
+                "session",
+                "symptoms",
+                "alliance_within_patient",
+                "alliance_between_patient",
+                "session_c",
+                "therapy",
+                "condition",
+            ],
+        ),
         # centre: [expectancy] -> the table's expectancy, not the model's expectancy_c
-        ("alliance_growth", ["patient", "therapist", "session", "alliance", "session_c", "therapy", "condition", "expectancy"]),
-        ("three_level",
-         ["patient", "therapist", "session", "symptoms_next", "alliance_within_patient", "alliance_patient_within_therapist",
-          "alliance_between_therapist", "symptoms", "session_c"]),
+        (
+            "alliance_growth",
+            ["patient", "therapist", "session", "alliance", "session_c", "therapy", "condition", "expectancy"],
+        ),
+        (
+            "three_level",
+            [
+                "patient",
+                "therapist",
+                "session",
+                "symptoms_next",
+                "alliance_within_patient",
+                "alliance_patient_within_therapist",
+                "alliance_between_therapist",
+                "symptoms",
+                "session_c",
+            ],
+        ),
         ("early_alliance", []),  # a patient-level model reads no session rows
     ],
 )
@@ -95,7 +130,10 @@ def test_columns_of_demo_models(name, expected):
 
 
 def test_columns_cover_filters_and_every_model_column():
-    model = {**MODELS["same_session"], "filter": {"session_min": 2, "include": {"site": ["A"]}, "exclude": {"sex": ["x"]}}}
+    model = {
+        **MODELS["same_session"],
+        "filter": {"session_min": 2, "include": {"site": ["A"]}, "exclude": {"sex": ["x"]}},
+    }
     assert analysis_columns(model)[-2:] == ["site", "sex"]
     for name in SESSION_MODELS:
         cols = set(analysis_columns(MODELS[name]))
@@ -162,7 +200,8 @@ def test_figures_from_their_columns_are_the_figures_from_the_whole_table(tmp_pat
 
     narrow = read_columns(analysis_path, figures.WITHIN_BETWEEN_COLUMNS)
     assert _png(figures.within_between(narrow, within_slope=slope, seed=1), tmp_path / "a.png") == _png(
-        figures.within_between(data, within_slope=slope, seed=1), tmp_path / "b.png")
+        figures.within_between(data, within_slope=slope, seed=1), tmp_path / "b.png"
+    )
 
     narrow = read_columns(analysis_path, figures.trajectory_columns("symptoms", fixed))
     means = figures.model_implied_means(narrow, fixed)
@@ -170,7 +209,8 @@ def test_figures_from_their_columns_are_the_figures_from_the_whole_table(tmp_pat
     assert_frame_equal(means, figures.model_implied_means(data, fixed))
     kwargs = {"ylabel": "y", "seed": 1, "max_patients": 20}
     assert _png(figures.trajectories(narrow, "symptoms", model_means=means, **kwargs), tmp_path / "c.png") == _png(
-        figures.trajectories(data, "symptoms", model_means=means, **kwargs), tmp_path / "d.png")
+        figures.trajectories(data, "symptoms", model_means=means, **kwargs), tmp_path / "d.png"
+    )
 
     narrow = read_columns(analysis_path, figures.MISSING_DATA_COLUMNS)
     narrow_patients = read_columns(patients_path, figures.MISSING_DATA_PATIENT_COLUMNS)
@@ -184,4 +224,5 @@ def test_model_equations_need_only_the_spec_columns(name, clean_files, full_tabl
     narrow = read_columns(clean_files[0], spec_columns(spec))
     n_groups = fit["fit"].get("n_groups")
     assert model_equations(spec, narrow, n_groups, roles=MODELS[name].get("roles")) == model_equations(
-        spec, full_tables[0], n_groups, roles=MODELS[name].get("roles"))
+        spec, full_tables[0], n_groups, roles=MODELS[name].get("roles")
+    )

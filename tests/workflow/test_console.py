@@ -163,6 +163,7 @@ def test_make_run_prints_one_line_per_step_and_ends_with_the_report(made_run):
     assert demo_steps + len(others) + 2 * warnings < 100, (demo_steps, len(others), warnings)
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_an_interrupted_run_recovers_on_the_next_make_run(small_trial, tmp_path):
     workdir, config = small_trial

@@ -32,8 +32,9 @@ METHODS = Path("docs") / "methods.md"
 SCANNED_SUFFIXES = frozenset({".py", ".smk", ".j2", ".yaml", ".yml", ".md", ".rst", ".R", ".toml", ".cfg"})
 SCANNED_NAMES = frozenset({"Snakefile", "Makefile"})
 #: directories never searched: environments, caches and the run's outputs (they quote the sources)
-SKIPPED_DIRS = frozenset({".git", ".venv", ".snakemake", "results", "reports", "logs", "__pycache__",
-                          ".pytest_cache", ".ruff_cache", "out"})
+SKIPPED_DIRS = frozenset(
+    {".git", ".venv", ".snakemake", "results", "reports", "logs", "__pycache__", ".pytest_cache", ".ruff_cache", "out"}
+)
 #: this file: its self-tests write broken references on purpose
 THIS_FILE = Path(__file__).resolve()
 
@@ -42,9 +43,7 @@ _LOCATOR = (
     r"(?:,?\s*\(?items?\s+(?P<first>\d+)(?:\s*[-–]\s*(?P<last>\d+))?\)?)?)?"
 )
 #: a document path with a directory (docs/engines.md, config/README.md) or methods.md itself
-DOC_PATH = re.compile(
-    r"(?<![\w./-])(?P<path>(?:[\w-]+/)+[\w.-]+\.md|methods\.md)(?:#(?P<anchor>[\w-]+))?" + _LOCATOR
-)
+DOC_PATH = re.compile(r"(?<![\w./-])(?P<path>(?:[\w-]+/)+[\w.-]+\.md|methods\.md)(?:#(?P<anchor>[\w-]+))?" + _LOCATOR)
 #: "methods section 4" (no .md) means docs/methods.md
 BARE_METHODS = re.compile(r"\bmethods\s+(?:section\s+|§\s*)(?P<section>\d+(?:\.\d+)*)")
 #: "methods wai_cwt": a variable name of methods.md's centring tables
@@ -223,7 +222,7 @@ def model_entry(doc: Document, name: str) -> str | None:
     lines = doc.text.splitlines()
     for k, (level, title, start) in enumerate(doc.headings):
         if f"`{name}`" in title:
-            end = next((i for lv, _, i in doc.headings[k + 1:] if lv <= level), len(lines))
+            end = next((i for lv, _, i in doc.headings[k + 1 :] if lv <= level), len(lines))
             return "\n".join(lines[start:end])
     return None
 
@@ -265,7 +264,7 @@ def test_the_finder_sees_the_references_the_code_makes():
     to_methods = [r for r in REFERENCES if r.target == METHODS and r.source != METHODS]
     assert len(to_methods) >= 45, [r.where() for r in to_methods]
     cited = {s for r in to_methods for s in r.sections}
-    assert {"1", "3", "4", "5", "5.1", "5.2", "5.3", "5.4", "5.5", "5.6", "6", "7", "8"} <= cited
+    assert {"1", "3", "4", "5", "5.1", "5.2", "5.3", "5.4", "5.5", "5.6", "6", "7.2", "8"} <= cited
     by_source = {(str(r.source), s) for r in to_methods for s in r.sections}
     assert ("workflow/scripts/alliance/models/config.py", "5.3") in by_source  # "section 5, item 3"
     assert any(r.text.startswith("methods section") for r in to_methods)  # no .md
@@ -281,10 +280,21 @@ def test_every_reference_names_an_existing_file_section_anchor_or_name():
 #: the topic of each section the code cites by number: renumbering docs/methods.md would
 #: silently point those references elsewhere
 CITED_TOPICS = {
-    "1": "benchmark", "2": "data model", "3": "instrument", "4": "centring", "5": "model suite",
-    "5.1": "variance split", "5.2": "same-session", "5.3": "lagged", "5.4": "three levels",
-    "5.5": "early alliance", "5.6": "moderation", "5.7": "ri-clpm", "6": "effect size",
-    "7": "safeguards", "8": "reviewer",
+    "1": "benchmark",
+    "2": "data model",
+    "3": "instrument",
+    "4": "centring",
+    "5": "model suite",
+    "5.1": "variance split",
+    "5.2": "same-session",
+    "5.3": "lagged",
+    "5.4": "three levels",
+    "5.5": "early alliance",
+    "5.6": "moderation",
+    "5.7": "ri-clpm",
+    "6": "effect size",
+    "7": "safeguards",
+    "8": "reviewer",
 }
 
 
@@ -351,14 +361,24 @@ def test_broken_references_are_reported(tmp_path):
 # methods.md section 1 (items 1-2)
 # methods.md s.4
 """
-    root = _tree(tmp_path, {"docs/methods.md": METHODS_STUB, "workflow/x.py": code,
-                            "docs/README.md": "[methods](methods.md) [gone](gone.md) [top](#nowhere)\n"})
+    root = _tree(
+        tmp_path,
+        {
+            "docs/methods.md": METHODS_STUB,
+            "workflow/x.py": code,
+            "docs/README.md": "[methods](methods.md) [gone](gone.md) [top](#nowhere)\n",
+        },
+    )
     problems = reference_problems(find_references(root), root)
     expected = [
-        ("workflow/x.py:2", "no section 2"), ("workflow/x.py:3", "no section 1.2"),
-        ("workflow/x.py:4", "docs/missing.md does not exist"), ("workflow/x.py:5", "no anchor #nope"),
-        ("workflow/x.py:6", "does not define wai_xx"), ("workflow/x.py:7", "no section 9"),
-        ("workflow/x.py:8", "no section 1.2"), ("workflow/x.py:9", "no section 4"),
+        ("workflow/x.py:2", "no section 2"),
+        ("workflow/x.py:3", "no section 1.2"),
+        ("workflow/x.py:4", "docs/missing.md does not exist"),
+        ("workflow/x.py:5", "no anchor #nope"),
+        ("workflow/x.py:6", "does not define wai_xx"),
+        ("workflow/x.py:7", "no section 9"),
+        ("workflow/x.py:8", "no section 1.2"),
+        ("workflow/x.py:9", "no section 4"),
         ("docs/README.md:1", "gone.md does not exist"),
         ("docs/README.md:1", "no anchor #nowhere"),
     ]
@@ -373,8 +393,7 @@ def test_missing_model_entries_and_formulas_are_reported(tmp_path):
         {"name": "m_one", "outcome": "y", "fixed": ["x"], "random": [{"group": "patient"}]},
         {"name": "m_two", "outcome": "y", "fixed": [], "random": [{"group": "patient"}]},
     ]
-    assert model_entry_problems(doc, models, formulas=False) == [
-        "model 'm_two' has no entry (a heading with `m_two`)"]
+    assert model_entry_problems(doc, models, formulas=False) == ["model 'm_two' has no entry (a heading with `m_two`)"]
     problems = model_entry_problems(doc, models, formulas=True)
     assert problems[0] == "model 'm_one': its entry does not show the fitted formula y ~ x + (1 | patient)"
     assert len(problems) == 2

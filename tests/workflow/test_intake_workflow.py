@@ -27,19 +27,28 @@ BASE_SESSIONS, BASE_PATIENTS, _ = simulate_trial(
 # run_snakemake puts its extra arguments after `--quiet rules`; "--" ends that option list
 TARGET = ("--",)
 CLEAN_OUTPUTS = (
-    "analysis.parquet", "patients.parquet", "data_dictionary.csv", "validation_report.csv",
-    "exclusion_flow.csv", "summary.json",
+    "analysis.parquet",
+    "patients.parquet",
+    "data_dictionary.csv",
+    "validation_report.csv",
+    "exclusion_flow.csv",
+    "summary.json",
 )
 
 
 def _digests(root) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _written(workdir) -> list[str]:
     results = workdir / "results"
-    return sorted(p.relative_to(workdir).as_posix() for p in results.rglob("*") if p.is_file()) if results.exists() else []
+    return (
+        sorted(p.relative_to(workdir).as_posix() for p in results.rglob("*") if p.is_file()) if results.exists() else []
+    )
 
 
 def _lab(workdir, sessions: pd.DataFrame | bytes) -> dict:
@@ -152,6 +161,11 @@ def test_second_demo_runs_from_its_config_and_recovers_the_truth(tmp_path):
     assert fixed.loc["session_c", "estimate"] == pytest.approx(truth["design"]["outcome_session_slope"], abs=0.15)
     validation = pd.read_csv(tmp_path / "results/demo_lab2/clean/validation_report.csv")
     assert validation["action"].tolist() == [
-        "set to missing", "set to missing", "set to missing", "row excluded", "dropped (earlier row kept)", "top-coded to 90"
+        "set to missing",
+        "set to missing",
+        "set to missing",
+        "row excluded",
+        "dropped (earlier row kept)",
+        "top-coded to 90",
     ]
     assert _digests(tmp_path / "data/raw") == raw_before

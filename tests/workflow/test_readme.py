@@ -131,6 +131,7 @@ def _lab_config(config: dict, name: str, models: tuple[str, ...] = ("same_sessio
     return config
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_clean_data_then_run_on_a_labs_own_config(small_trial, tmp_path):
     """README "Pointing it at your own data": `make clean-data` (the demo config's place) and with a

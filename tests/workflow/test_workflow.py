@@ -147,6 +147,14 @@ def test_ruff_finds_nothing():
     assert ruff.returncode == 0, ruff.stdout[-3000:]
 
 
+def test_ruff_format_leaves_every_file_as_it_is():
+    """`make lint`'s formatter check: the code is as `ruff format` writes it."""
+    formatted = subprocess.run(
+        [str(SNAKEMAKE.with_name("ruff")), "format", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert formatted.returncode == 0, formatted.stdout[-3000:]
+
+
 def test_without_a_browser_the_html_report_is_still_made(tmp_path):
     """`make run` must work on a machine with only Python: no Chromium, no PDF, HTML still."""
     import os

@@ -84,3 +84,14 @@ def finished_message():
     if "clean_all" in targets:
         return f"Intake done: read {RESULTS}/clean/validation_report.csv (every problem found, and what was done)."
     return "Done."
+
+
+# --- the RI-CLPMs of the suite (rules/dynamics.smk) ------------------------------------------
+from alliance.models.config import riclpm_models  # noqa: E402
+
+RICLPM_MODELS = riclpm_models(config["models"])
+
+
+def riclpm_results(kind):
+    """One result file (parameters.csv, fit_indices.csv, long_run.csv, constraint_test.csv, fit.json) of every RI-CLPM."""
+    return expand(f"{RESULTS}/models/{{riclpm}}/{kind}", riclpm=sorted(RICLPM_MODELS))

@@ -2,17 +2,8 @@
 # entries with `type: riclpm`, checked by alliance.models.config.check_models in rules/models.smk),
 # one job per model; the mixed-effects rules never see them (MODELS in rules/common.smk leaves
 # them out). Logic: alliance.models.riclpm_suite (wide data of the first K sessions, both path
-# settings, the tables), alliance.dynamics.riclpm (the FIML estimator).
-from alliance.models.config import riclpm_models  # noqa: E402
-
-RICLPM_MODELS = riclpm_models(config["models"])
-
-
-def riclpm_results(kind):
-    """One result file (parameters.csv, fit_indices.csv, long_run.csv, constraint_test.csv, fit.json) of every RI-CLPM."""
-    return expand(f"{RESULTS}/models/{{riclpm}}/{kind}", riclpm=sorted(RICLPM_MODELS))
-
-
+# settings, the tables), alliance.dynamics.riclpm (the FIML estimator). RICLPM_MODELS and
+# riclpm_results() are in rules/common.smk.
 rule fit_riclpm:
     """Fit one RI-CLPM (paths constrained and free, the likelihood-ratio test of the constraint); tables with flags."""
     input:

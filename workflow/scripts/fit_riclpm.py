@@ -20,5 +20,8 @@ write_json(tables["fit"], out.fit)
 fit = tables["fit"]
 logging.info(
     "RI-CLPM %s: %d waves, %d patients, flags %s",
-    params.model["name"], fit["sample"]["waves"], fit["fits"][fit["paths"]]["n_patients"], fit["flags"] or "none",
+    params.model["name"],
+    fit["sample"]["waves"],
+    fit["fits"][fit["paths"]]["n_patients"],
+    fit["flags"] or "none",
 )

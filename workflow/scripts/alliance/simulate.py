@@ -102,14 +102,10 @@ class TrialDesign:
     max_sessions: int = 16
     therapies: tuple[str, ...] = ("CBT", "PDT", "IPT")
     conditions: tuple[str, ...] = ("depression", "anxiety")
-    primary_measure: dict[str, str] = field(
-        default_factory=lambda: {"depression": "PHQ-9", "anxiety": "GAD-7"}
-    )
+    primary_measure: dict[str, str] = field(default_factory=lambda: {"depression": "PHQ-9", "anxiety": "GAD-7"})
     # stable alliance and its growth, WAI-SR mean-score points (1-5)
     alliance_intercept: float = 3.40
-    alliance_growth: dict[str, float] = field(
-        default_factory=lambda: {"CBT": 0.030, "PDT": 0.020, "IPT": 0.025}
-    )
+    alliance_growth: dict[str, float] = field(default_factory=lambda: {"CBT": 0.030, "PDT": 0.020, "IPT": 0.025})
     alliance_expectancy_effect: float = 0.05
     alliance_therapist_sd: float = 0.20
     alliance_patient_sd: float = 0.40
@@ -128,9 +124,7 @@ class TrialDesign:
     cross_alliance_to_symptoms: float = -0.20
     cross_symptoms_to_alliance: float = -0.10
     #: contemporaneous within-person regression of symptoms on alliance, Sigma_xy(0) / Sigma_xx(0)
-    within_effect: dict[str, float] = field(
-        default_factory=lambda: {"CBT": -6.0, "PDT": -10.0, "IPT": -8.0}
-    )
+    within_effect: dict[str, float] = field(default_factory=lambda: {"CBT": -6.0, "PDT": -10.0, "IPT": -8.0})
     # secondary (non-primary) symptom measure: 0.7 * primary + 12 + noise, POMP
     secondary_loading: float = 0.7
     secondary_noise_sd: float = 8.0
@@ -289,7 +283,10 @@ def within_scores(design: TrialDesign, therapy_code: np.ndarray, rng: np.random.
         q = simulate_truth.innovation_covariance(design, therapy)
         params = ProcessParams(
             n_sessions=k_sessions,
-            carryover_x=b[0, 0], cross_y_to_x=b[0, 1], cross_x_to_y=b[1, 0], carryover_y=b[1, 1],
+            carryover_x=b[0, 0],
+            cross_y_to_x=b[0, 1],
+            cross_x_to_y=b[1, 0],
+            carryover_y=b[1, 1],
             innovation_corr=float(q[0, 1] / np.sqrt(q[0, 0] * q[1, 1])),
         )
         data, truth = simulate_process(params, None, rng, intercepts=np.zeros((len(members), 2)))
@@ -440,8 +437,12 @@ def trial_truth(design: TrialDesign, seed: int, trial: Trial, mess: list[dict]) 
     """TRUTH.yaml: the design, every true value and what each model targets, the realised sample."""
     therapy_code = trial.therapists.therapy_code[trial.patients.therapist]
     sections = simulate_truth.truth_sections(
-        design, trial.patients.therapist, therapy_code, trial.attended,
-        trial.stable.alliance_patient, trial.therapists.alliance_u,
+        design,
+        trial.patients.therapist,
+        therapy_code,
+        trial.attended,
+        trial.stable.alliance_patient,
+        trial.therapists.alliance_u,
     )
     return {
         "seed": seed,
@@ -492,16 +493,12 @@ def simulate_trial(
     columns = export_columns(design, trial.therapists, trial.patients, rows, item_codes, rng)
     del item_codes
     mess = add_mess(columns, rows.n, rng) if design.add_mess else []
-    sessions = pd.DataFrame(
-        {name: text_column(codes, labels) for name, (codes, labels) in columns.items()}
-    )
+    sessions = pd.DataFrame({name: text_column(codes, labels) for name, (codes, labels) in columns.items()})
     del columns
     return sessions, patient_table(design, trial.patients, trial.end_reason), trial_truth(design, seed, trial, mess)
 
 
-def write_trial(
-    outdir: Path | str, design: TrialDesign = TrialDesign(), seed: int = DEMO_SEED
-) -> dict[str, str]:
+def write_trial(outdir: Path | str, design: TrialDesign = TrialDesign(), seed: int = DEMO_SEED) -> dict[str, str]:
     """Simulate and write ``sessions.csv``, ``patients.csv`` and ``TRUTH.yaml``.
 
     Returns the SHA-256 of each written file.
@@ -534,9 +531,7 @@ LAB2_SEED = 20261126
 LAB2_DESIGN = TrialDesign(n_therapists=45, patients_per_therapist=8, add_mess=False)
 
 
-def lab2_tables(
-    design: TrialDesign = LAB2_DESIGN, seed: int = LAB2_SEED
-) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def lab2_tables(design: TrialDesign = LAB2_DESIGN, seed: int = LAB2_SEED) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The simulated trial as another lab would export it: (sessions, clients, truth).
 
     Other column names (``ClientID``, ``TherapistCode``, ``SessionNo``, ``Treatment``,
@@ -575,7 +570,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--therapists", type=int, default=TrialDesign.n_therapists)
     parser.add_argument("--patients-per-therapist", type=int, default=TrialDesign.patients_per_therapist)
     parser.add_argument(
-        "--lab2", action="store_true",
+        "--lab2",
+        action="store_true",
         help="write the second demo (another lab's format, seed %d) instead" % LAB2_SEED,
     )
     args = parser.parse_args(argv)

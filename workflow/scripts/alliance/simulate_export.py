@@ -21,10 +21,28 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 __all__ = [
-    "WAI_ITEMS", "PHQ9_ITEMS", "GAD7_ITEMS", "BLOCK_ROWS", "CodedColumn",
-    "pomp_to_total", "split_total_into_items", "text_column", "add_mess", "plain", "write_csv",
-    "LAB2_THERAPY", "LAB2_DIAGNOSIS", "LAB2_CENTRE", "LAB2_SEX", "LAB2_MISSING",
-    "supplied_total", "lab2_client_ids", "lab2_sessions", "lab2_clients", "add_lab2_mess", "lab2_export",
+    "WAI_ITEMS",
+    "PHQ9_ITEMS",
+    "GAD7_ITEMS",
+    "BLOCK_ROWS",
+    "CodedColumn",
+    "pomp_to_total",
+    "split_total_into_items",
+    "text_column",
+    "add_mess",
+    "plain",
+    "write_csv",
+    "LAB2_THERAPY",
+    "LAB2_DIAGNOSIS",
+    "LAB2_CENTRE",
+    "LAB2_SEX",
+    "LAB2_MISSING",
+    "supplied_total",
+    "lab2_client_ids",
+    "lab2_sessions",
+    "lab2_clients",
+    "add_lab2_mess",
+    "lab2_export",
 ]
 
 WAI_ITEMS = [f"wai_{k:02d}" for k in range(1, 13)]
@@ -133,9 +151,7 @@ def add_mess(columns: dict[str, CodedColumn], n_rows: int, rng: np.random.Genera
         }
     )
     # rows: ..., the duplicated row, its copy, the rest, then the post-treatment row
-    order = np.concatenate(
-        [np.arange(duplicate + 1), [duplicate], np.arange(duplicate + 1, n_rows), [last]]
-    )
+    order = np.concatenate([np.arange(duplicate + 1), [duplicate], np.arange(duplicate + 1, n_rows), [last]])
     for name, (codes, labels) in columns.items():
         columns[name] = (codes[order], labels)
     codes, labels = columns["session"]
@@ -222,9 +238,10 @@ def lab2_sessions(
     intake = pd.Series(intake, index=patients["patient"])
     session_number = sessions["session"].astype(int)
     jitter = rng.integers(-1, 2, len(sessions)) * (session_number > 1)
-    dates = intake.reindex(sessions["patient"]).to_numpy() + pd.to_timedelta(
-        7 * (session_number - 1) + jitter, unit="D"
-    ).to_numpy()
+    dates = (
+        intake.reindex(sessions["patient"]).to_numpy()
+        + pd.to_timedelta(7 * (session_number - 1) + jitter, unit="D").to_numpy()
+    )
     return pd.DataFrame(
         {
             "ClientID": sessions["patient"].map(client_id),
@@ -269,8 +286,13 @@ def add_lab2_mess(export: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.Da
     def put(row: int, column: str, value: str, fault: str) -> None:
         export.iloc[row, export.columns.get_loc(column)] = value
         mess.append(
-            {"client": export.iloc[row]["ClientID"], "session": export.iloc[row]["SessionNo"],
-             "column": column, "value": value, "fault": fault}
+            {
+                "client": export.iloc[row]["ClientID"],
+                "session": export.iloc[row]["SessionNo"],
+                "column": column,
+                "value": value,
+                "fault": fault,
+            }
         )
 
     put(picks[0], "PHQ9_total", "31", "out-of-range total (PHQ-9 totals are 0-27)")
@@ -278,11 +300,25 @@ def add_lab2_mess(export: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.Da
     put(picks[2], "GAD7_total", "k.A.", "text in a numeric column ('keine Angabe')")
     follow_up = export.iloc[[picks[3]]].copy()
     follow_up.loc[:, "SessionNo"] = "FU"
-    mess.append({"client": follow_up.iloc[0]["ClientID"], "session": "FU", "column": "SessionNo",
-                 "value": "FU", "fault": "follow-up assessment exported with a text session code"})
+    mess.append(
+        {
+            "client": follow_up.iloc[0]["ClientID"],
+            "session": "FU",
+            "column": "SessionNo",
+            "value": "FU",
+            "fault": "follow-up assessment exported with a text session code",
+        }
+    )
     duplicate = export.iloc[[picks[4]]]
-    mess.append({"client": duplicate.iloc[0]["ClientID"], "session": duplicate.iloc[0]["SessionNo"],
-                 "column": None, "value": None, "fault": "exact duplicate row"})
+    mess.append(
+        {
+            "client": duplicate.iloc[0]["ClientID"],
+            "session": duplicate.iloc[0]["SessionNo"],
+            "column": None,
+            "value": None,
+            "fault": "exact duplicate row",
+        }
+    )
     export = pd.concat(
         [export.iloc[: picks[4] + 1], duplicate, export.iloc[picks[4] + 1 :], follow_up], ignore_index=True
     )

@@ -179,9 +179,11 @@ def same_session_estimands(
     for k, (therapy, mine) in enumerate(zip(design.therapies, moments)):
         parts.append(
             {
-                "g": design.alliance_growth[therapy], "m": symptom_mean_slope(design, therapy),
+                "g": design.alliance_growth[therapy],
+                "m": symptom_mean_slope(design, therapy),
                 "s_tt": spread[therapy_code == k].sum(),
-                "xx": mine["within_xx"].sum(), "xy": mine["within_xy"].sum(),
+                "xx": mine["within_xx"].sum(),
+                "xy": mine["within_xy"].sum(),
             }
         )
     every = [k for k, q in enumerate(parts) if q["xx"] > 0]  # therapy types with within-patient variation
@@ -316,8 +318,10 @@ def riclpm_truth(design, waves: int) -> dict:
     return {
         "var_RIx": float(var_u + var_p),
         "var_RIy": float(
-            bt * bt * (var_u + var_p / m) + bp * bp * var_p * (1 - 1 / m)
-            + design.outcome_therapist_sd**2 + design.outcome_patient_sd**2
+            bt * bt * (var_u + var_p / m)
+            + bp * bp * var_p * (1 - 1 / m)
+            + design.outcome_therapist_sd**2
+            + design.outcome_patient_sd**2
         ),
         "cov_RIx_RIy": float(bt * (var_u + var_p / m) + bp * var_p * (1 - 1 / m)),
         "alpha": float(raw_b[0, 0]),
@@ -331,12 +335,18 @@ def riclpm_truth(design, waves: int) -> dict:
         "var_v": float(raw_q[1, 1]),
         "cov_u_v": float(raw_q[0, 1]),
         "long_run": {
-            "x->x": float(lr[0, 0]), "y->x": float(lr[0, 1]), "x->y": float(lr[1, 0]), "y->y": float(lr[1, 1]),
+            "x->x": float(lr[0, 0]),
+            "y->x": float(lr[0, 1]),
+            "x->y": float(lr[1, 0]),
+            "y->y": float(lr[1, 1]),
         },
         "mean_x": [float(design.alliance_intercept + growth * t) for t in range(waves)],
         "mean_y": [float(design.outcome_intercept + slope * t) for t in range(waves)],
         "standardised": {
-            "alpha": float(b[0, 0]), "beta": float(b[0, 1]), "gamma": float(b[1, 0]), "delta": float(b[1, 1]),
+            "alpha": float(b[0, 0]),
+            "beta": float(b[0, 1]),
+            "gamma": float(b[1, 0]),
+            "delta": float(b[1, 1]),
         },
     }
 
@@ -456,8 +466,14 @@ def truth_sections(
     moments = moments_by_therapy(design, therapy_code, attended)
     same = same_session_estimands(design, therapy_code, attended, moments)
     between = between_estimands(
-        design, therapist, therapy_code, attended, alliance_patient, alliance_therapist,
-        same["session_by_therapy_model"], moments,
+        design,
+        therapist,
+        therapy_code,
+        attended,
+        alliance_patient,
+        alliance_therapist,
+        same["session_by_therapy_model"],
+        moments,
     )
     riclpm = riclpm_truth(design, RICLPM_WAVES)
     sections = {
@@ -550,10 +566,14 @@ def model_estimands(design, same: dict, riclpm: dict) -> dict:
             **{f"alliance_within_patient | therapy = {t}": _r(v) for t, v in same["by_therapy"].items()},
         },
         "lagged_alliance_symptoms": {
-            "targets": lagged, "alliance_within_patient": raw["gamma"], "symptoms": raw["delta"],
+            "targets": lagged,
+            "alliance_within_patient": raw["gamma"],
+            "symptoms": raw["delta"],
         },
         "lagged_symptoms_alliance": {
-            "targets": lagged, "symptoms_within_patient": raw["beta"], "alliance": raw["alpha"],
+            "targets": lagged,
+            "symptoms_within_patient": raw["beta"],
+            "alliance": raw["alpha"],
         },
         "three_level": {"targets": lagged, "alliance_within_patient": raw["gamma"], "symptoms": raw["delta"]},
         "early_alliance": {"targets": patient_level},

@@ -100,7 +100,9 @@ def singular_groups(variance_components: pd.DataFrame, tol: float | None = None)
             d = np.sqrt(np.clip(np.diag(S), 0.0, None))
             corr = [
                 f"correlation {terms[i]}:{terms[j]} {S[i, j] / (d[i] * d[j]):.7g}"
-                for i in range(len(terms)) for j in range(i + 1, len(terms)) if S[i, j] != 0 and d[i] * d[j] > 0
+                for i in range(len(terms))
+                for j in range(i + 1, len(terms))
+                if S[i, j] != 0 and d[i] * d[j] > 0
             ]
             out[group] = (
                 f"diagonal element {theta[k]:.3g} ({terms[k]}) of the relative Cholesky factor of its "
@@ -119,8 +121,11 @@ def boundary_reasons(variance_components: pd.DataFrame, theta_tol: float | None 
     for group, (terms, S) in group_covariances(variance_components).items():
         why = reasons.setdefault(group, [])
         d = np.diag(S)
-        why += [f"variance of {t} {v:.3g} <= {BOUNDARY_REL_TOL:g} x residual variance"
-                for t, v in zip(terms, d) if v <= BOUNDARY_REL_TOL * sigma2]
+        why += [
+            f"variance of {t} {v:.3g} <= {BOUNDARY_REL_TOL:g} x residual variance"
+            for t, v in zip(terms, d)
+            if v <= BOUNDARY_REL_TOL * sigma2
+        ]
         for i in range(len(terms)):
             for j in range(i + 1, len(terms)):
                 den = math.sqrt(max(d[i], 0.0) * max(d[j], 0.0))
@@ -189,4 +194,3 @@ def finish_result(
         flags=[k for k in FLAG_NAMES if flag_values.get(k)],
         engine_result=engine_result,
     )
-

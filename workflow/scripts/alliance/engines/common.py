@@ -356,7 +356,9 @@ def assemble(
         if term is not None
     ]
     variance_components = variance_table(blocks, sigma2)
-    n_cov_params = sum(len(names) * (len(names) + 1) // 2 if correlated else len(names) for _, names, _, correlated in blocks)
+    n_cov_params = sum(
+        len(names) * (len(names) + 1) // 2 if correlated else len(names) for _, names, _, correlated in blocks
+    )
 
     # ---- independent profiled evaluation and BLUPs
     prof = BlockProfiler(d)
@@ -372,14 +374,18 @@ def assemble(
         u, sd = bl["u_outer"], bl["sd_outer"]
         for i, nm in enumerate(d.outer_re_names):
             re_rows.append(
-                pd.DataFrame({"group": d.outer_name, "level": d.outer_labels, "term": nm, "value": u[:, i], "cond_sd": sd[:, i]})
+                pd.DataFrame(
+                    {"group": d.outer_name, "level": d.outer_labels, "term": nm, "value": u[:, i], "cond_sd": sd[:, i]}
+                )
             )
         fitted_cond = fitted_cond + np.einsum("nk,nk->n", d.Zo, u[d.outer_codes])
     if d.inner_term is not None:
         u, sd = bl["u_inner"], bl["sd_inner"]
         for i, nm in enumerate(d.inner_re_names):
             re_rows.append(
-                pd.DataFrame({"group": d.inner_label, "level": d.inner_labels, "term": nm, "value": u[:, i], "cond_sd": sd[:, i]})
+                pd.DataFrame(
+                    {"group": d.inner_label, "level": d.inner_labels, "term": nm, "value": u[:, i], "cond_sd": sd[:, i]}
+                )
             )
         fitted_cond = fitted_cond + np.einsum("nk,nk->n", d.Zi, u[d.inner_codes])
     random_effects = pd.concat(re_rows, ignore_index=True)
@@ -424,7 +430,9 @@ def assemble(
         "exact_zero_fixed": exact_zero,
         "simplified": False,
         "simplification": "",
-        "attempts": [{"optimizer": optimizer, "loglik": loglik, "converged": bool(converged), "warnings": list(messages)}],
+        "attempts": [
+            {"optimizer": optimizer, "loglik": loglik, "converged": bool(converged), "warnings": list(messages)}
+        ],
         "warnings": list(messages),
         "notes": notes,
         "df_method": df_method,

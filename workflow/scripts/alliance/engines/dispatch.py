@@ -36,9 +36,7 @@ def available_engines() -> tuple[str, ...]:
 
 def _engine_function(engine: str):
     if not isinstance(engine, str) or engine not in ENGINE_MODULES:
-        raise ValueError(
-            f"unknown engine {engine!r}; known engines: {', '.join(ENGINE_MODULES)}"
-        )
+        raise ValueError(f"unknown engine {engine!r}; known engines: {', '.join(ENGINE_MODULES)}")
     return importlib.import_module(ENGINE_MODULES[engine]).fit_engine
 
 
@@ -132,9 +130,7 @@ def _record_cross_check(result: FitResult, other: FitResult) -> None:
         "rel_diff_fixed": dict(zip(fa.index, rel)),
         "max_rel_diff_variance": max(vrel.values()) if vrel else None,
         "rel_diff_variance": vrel,
-        "variance_components_only_in_one": sorted(
-            f"{k[0]}|{k[1]}" for k in set(va.index) ^ set(vb.index)
-        ),
+        "variance_components_only_in_one": sorted(f"{k[0]}|{k[1]}" for k in set(va.index) ^ set(vb.index)),
         "loglik": other.fit["loglik"],
         "abs_diff_loglik": abs(float(result.fit["loglik"]) - float(other.fit["loglik"])),
         "flags": list(other.flags),
@@ -142,7 +138,9 @@ def _record_cross_check(result: FitResult, other: FitResult) -> None:
         "disagreement": disagree,
         "note": (
             "the two engines fitted different models (simplified: "
-            + ", ".join(e for e, r in ((result.fit["engine"], result), (other.fit["engine"], other)) if "simplified" in r.flags)
+            + ", ".join(
+                e for e, r in ((result.fit["engine"], result), (other.fit["engine"], other)) if "simplified" in r.flags
+            )
             + ")"
             if ("simplified" in result.flags) != ("simplified" in other.flags)
             else ""

@@ -67,18 +67,14 @@ def model_frame(spec: ModelSpec, data: pd.DataFrame) -> ModelFrame:
     numeric = [spec.outcome] + [c for c in fixed_cols if c not in cats] + slope_cols
     for c in dict.fromkeys(numeric):
         if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
-            raise ValueError(
-                f"column {c!r} is not numeric; declare it in ModelSpec.categorical to treatment-code it"
-            )
+            raise ValueError(f"column {c!r} is not numeric; declare it in ModelSpec.categorical to treatment-code it")
     pdata: dict[str, Any] = {}
     for c in needed:
         if c in cats:
             s = df[c].astype(str)
             levels = sorted(s.unique())
             if cats[c] not in levels:
-                raise ValueError(
-                    f"reference level {cats[c]!r} is not a level of {c!r}; levels: {levels}"
-                )
+                raise ValueError(f"reference level {cats[c]!r} is not a level of {c!r}; levels: {levels}")
             if len(levels) < 2:
                 raise ValueError(f"categorical column {c!r} has fewer than 2 levels")
             pdata[c] = pd.Categorical(s.to_numpy(dtype=object), categories=levels)
@@ -96,5 +92,3 @@ def model_frame(spec: ModelSpec, data: pd.DataFrame) -> ModelFrame:
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise ValueError(f"fixed-effects design is rank deficient: {fe_names}")
     return ModelFrame(df, y, X, fe_names, n_dropped, outer_name, outer, nested)
-
-

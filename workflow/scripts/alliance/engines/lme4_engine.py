@@ -131,15 +131,23 @@ def run_r(d, formula: str, reml: bool, max_iter: int | None = None) -> dict:
         with open(tmp / "data.bin", "wb") as fh:
             for c in names:
                 np.ascontiguousarray(cols[c], dtype="<f8").tofile(fh)
-        meta = {"n": int(d.n), "columns": names, "groups": groups, "formula": formula, "reml": bool(reml),
-                "max_iter": None if max_iter is None else int(max_iter)}
+        meta = {
+            "n": int(d.n),
+            "columns": names,
+            "groups": groups,
+            "formula": formula,
+            "reml": bool(reml),
+            "max_iter": None if max_iter is None else int(max_iter),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta))
         (tmp / "fit.R").write_text(R_SCRIPT)
         env = dict(os.environ, LC_ALL="C", LANG="C")
         proc = subprocess.run([exe, "--vanilla", str(tmp / "fit.R"), str(tmp)], capture_output=True, text=True, env=env)
         if proc.returncode != 0 or not (tmp / "out.json").exists():
             tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            raise RuntimeError(f"engine 'lme4': Rscript failed (exit {proc.returncode}): {tail or 'no output'}; {INSTALL_HINT}")
+            raise RuntimeError(
+                f"engine 'lme4': Rscript failed (exit {proc.returncode}): {tail or 'no output'}; {INSTALL_HINT}"
+            )
         return json.loads((tmp / "out.json").read_text())
 
 
@@ -215,8 +223,11 @@ def fit_engine(spec: ModelSpec, data: pd.DataFrame, *, max_iter: int | None = No
         refitted=False,
         messages=messages,
         extra={
-            "engine_call": {"formula": formula, "REML": spec.reml, "control": "lmerControl() defaults"
-                            + ("" if max_iter is None else f", maxeval {max_iter}")},
+            "engine_call": {
+                "formula": formula,
+                "REML": spec.reml,
+                "control": "lmerControl() defaults" + ("" if max_iter is None else f", maxeval {max_iter}"),
+            },
             "engine_message": "; ".join(conv_messages),
             "theta": [float(t) for t in out["theta"]],
             "max_iter": max_iter,

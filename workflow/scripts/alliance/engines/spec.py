@@ -116,9 +116,7 @@ class ModelSpec:
 
 def _check_name(name: Any, what: str, columns: Sequence[str] | None) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ValueError(
-            f"invalid {what} name {name!r}: names must match {NAME_RE.pattern}"
-        )
+        raise ValueError(f"invalid {what} name {name!r}: names must match {NAME_RE.pattern}")
     if keyword.iskeyword(name) or name in RESERVED_NAMES:
         raise ValueError(f"invalid {what} name {name!r}: reserved word")
     if columns is not None and name not in columns:
@@ -128,9 +126,7 @@ def _check_name(name: Any, what: str, columns: Sequence[str] | None) -> str:
 
 def _check_level(col: str, level: Any) -> str:
     if not isinstance(level, str) or not level or len(level) > 200:
-        raise ValueError(
-            f"reference level for {col!r} must be a non-empty string (<= 200 chars), got {level!r}"
-        )
+        raise ValueError(f"reference level for {col!r} must be a non-empty string (<= 200 chars), got {level!r}")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in level):
         raise ValueError(f"reference level {level!r} for {col!r} contains control characters")
     return level
@@ -208,8 +204,7 @@ def _validate_structure(spec: ModelSpec, columns: Sequence[str] | None = None) -
     outer_names = {rt.nested_in for rt in nested} | {rt.group for rt in outer}
     if len(outer_names) != 1:
         raise ValueError(
-            "all nested terms must be nested in the same (outermost) grouping factor: "
-            + ", ".join(sorted(outer_names))
+            "all nested terms must be nested in the same (outermost) grouping factor: " + ", ".join(sorted(outer_names))
         )
     outer_name = next(iter(outer_names))
     for rt in nested:
@@ -408,5 +403,3 @@ class FitResult:
         if include_random_effects:
             out["random_effects"] = self.random_effects
         return _jsonable(out)
-
-

@@ -291,8 +291,6 @@ class _Profiler:
         return out
 
 
-
-
 def _warning_text(w: warnings.WarningMessage) -> str:
     return f"{w.category.__name__}: {w.message}"
 
@@ -432,9 +430,7 @@ def fit_engine(
         rows = model.row_indices[g]
         fitted_cond[rows] = prof.X_li[g] @ beta + prof.Z[g] @ u
     random_effects = pd.DataFrame(re_rows, columns=["group", "level", "term", "value", "cond_sd"])
-    random_effects = random_effects.sort_values(
-        ["group", "term", "level"], kind="stable", ignore_index=True
-    )
+    random_effects = random_effects.sort_values(["group", "term", "level"], kind="stable", ignore_index=True)
     fitted = pd.DataFrame(
         {
             "row": design.row_index,
@@ -467,8 +463,9 @@ def fit_engine(
         )
     n_cov = model.k_re2 + model.k_vc
     fit_info = {
-        **likelihood_info(spec, "statsmodels", statsmodels.__version__, ev["loglik"],
-                          design.X.shape[1] + n_cov + 1, len(design.y)),
+        **likelihood_info(
+            spec, "statsmodels", statsmodels.__version__, ev["loglik"], design.X.shape[1] + n_cov + 1, len(design.y)
+        ),
         "n_dropped_missing": n_dropped,
         "n_groups": design.n_groups,
         "residual_variance": sigma2,
@@ -522,7 +519,6 @@ def fit_engine(
         flag_values=flag_values,
         engine_result=res,
     )
-
 
 
 def engine_version() -> str:

@@ -140,7 +140,8 @@ def clean_dataset(
     data = session_scores(data, dataset, analysis, registry)
     usable = data["alliance"].notna() & data["symptoms"].notna()
     flow.add(
-        "rows with alliance and outcome", data.loc[usable],
+        "rows with alliance and outcome",
+        data.loc[usable],
         "alliance or outcome score missing (rows kept in the dataset; models leave them out)",
     )
     patients_file_layout = patients_input.layout if patients_input else None
@@ -150,17 +151,32 @@ def clean_dataset(
     dictionary = data_dictionary(data, patients, Context(dataset, analysis, registry, layout, patients_file_layout))
     findings_frame = findings_to_frame(findings)
     summary = run_summary(
-        data, patients, findings_frame, sessions_meta, patients_input.meta if patients_input else None,
-        dataset, analysis, policy, date_column, patient_summary,
+        data,
+        patients,
+        findings_frame,
+        sessions_meta,
+        patients_input.meta if patients_input else None,
+        dataset,
+        analysis,
+        policy,
+        date_column,
+        patient_summary,
     )
     return CleanResult(
-        sessions=data, patients=patients, dictionary=dictionary, findings=findings_frame,
-        flow=flow.frame(), summary=summary,
+        sessions=data,
+        patients=patients,
+        dictionary=dictionary,
+        findings=findings_frame,
+        flow=flow.frame(),
+        summary=summary,
     )
 
 
 def _read_inputs(
-    dataset: dict[str, Any], registry: dict[str, Instrument], deid: dict[str, Any], date_column: str | None,
+    dataset: dict[str, Any],
+    registry: dict[str, Instrument],
+    deid: dict[str, Any],
+    date_column: str | None,
     findings: list[Finding],
 ) -> tuple[_Input, _Input | None]:
     """The sessions file and the patients file (if any), each read and screened for identifiers.
@@ -172,7 +188,9 @@ def _read_inputs(
     def read_screened(table: dict[str, Any], layout: Layout, date_columns: list[str] | None) -> _Input:
         """One configured file read and screened; the screen's warnings go to ``findings``."""
         raw, meta = read_table(
-            layout.file, **table_options(table), missing_codes=missing_codes,
+            layout.file,
+            **table_options(table),
+            missing_codes=missing_codes,
             keep_codes=[layout.lab[c] for c in layout.numbers],
         )
         findings.extend(
@@ -197,7 +215,10 @@ def _check_columns(sessions: _Input, patients: _Input | None, date_column: str |
     if date_column and date_column not in sessions.raw.columns:
         absent.append(
             Finding(
-                sessions.layout.file, 1, date_column, None,
+                sessions.layout.file,
+                1,
+                date_column,
+                None,
                 "the column is missing from the header (named by cleaning.deidentification.dates_to_days)",
                 STOP,
             )
@@ -226,8 +247,13 @@ def _canonical_sessions(sessions: _Input, deid: dict[str, Any], date_column: str
 
 
 def _validated(
-    data: pd.DataFrame, layout: Layout, patients_input: _Input | None, dataset: dict[str, Any],
-    policy: dict[str, Any], flow: _Flow, findings: list[Finding],
+    data: pd.DataFrame,
+    layout: Layout,
+    patients_input: _Input | None,
+    dataset: dict[str, Any],
+    policy: dict[str, Any],
+    flow: _Flow,
+    findings: list[Finding],
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(sessions, patients file) validated and repaired by the policy, sorted by patient and session.
 
@@ -292,7 +318,7 @@ def _tidy_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
                 s = s.astype("Int64")
             else:
                 s = s.astype("str")
-        elif pd.api.types.is_string_dtype(dtype) or dtype == object:
+        elif pd.api.types.is_string_dtype(dtype) or dtype == object:  # noqa: E721 (numpy dtype equality, not a type identity)
             kind = pd.api.types.infer_dtype(s, skipna=True)
             if kind == "boolean":
                 s = s.astype("boolean")
@@ -304,4 +330,3 @@ def _tidy_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
             s = s.astype("float64")
         out[column] = s
     return pd.DataFrame(out, index=frame.index)
-

@@ -138,8 +138,7 @@ def _check_measures(measures: dict[str, Any], registry: dict[str, Instrument]) -
             n_given, n_expected = len(measure["items"]), registry[instrument].n_items
             if n_given != n_expected:
                 raise ConfigError(
-                    f"dataset.measures.{key}.items lists {n_given} columns but "
-                    f"{instrument} has {n_expected} items"
+                    f"dataset.measures.{key}.items lists {n_given} columns but {instrument} has {n_expected} items"
                 )
         if "items" in measure and "score" in measure:
             raise ConfigError(
@@ -171,8 +170,7 @@ def _check_alliance_and_outcomes(
     alliance_key = analysis["alliance_measure"]
     if alliance_key not in measures:
         raise ConfigError(
-            f"analysis.alliance_measure: {alliance_key!r} is not a key of dataset.measures "
-            f"({', '.join(measures)})"
+            f"analysis.alliance_measure: {alliance_key!r} is not a key of dataset.measures ({', '.join(measures)})"
         )
     alliance_instrument = registry[measures[alliance_key]["instrument"]]
     if alliance_instrument.construct != "alliance":
@@ -200,12 +198,9 @@ def _check_alliance_and_outcomes(
     missing_conditions = conditions - set(analysis["outcome_by_condition"])
     if missing_conditions:
         raise ConfigError(
-            "analysis.outcome_by_condition has no primary outcome for "
-            + ", ".join(sorted(missing_conditions))
+            "analysis.outcome_by_condition has no primary outcome for " + ", ".join(sorted(missing_conditions))
         )
-    outcome_instruments = {
-        measures[key]["instrument"] for key in analysis["outcome_by_condition"].values()
-    }
+    outcome_instruments = {measures[key]["instrument"] for key in analysis["outcome_by_condition"].values()}
     if analysis_settings(analysis)["outcome_scale"] == "raw" and len(outcome_instruments) > 1:
         raise ConfigError(
             "analysis.outcome_scale: 'raw' puts different measures ("
@@ -222,10 +217,7 @@ def _check_labels(labels: dict[str, Any]) -> None:
             for spelling in spellings:
                 text = str(spelling)
                 if text in seen and seen[text] != canonical:
-                    raise ConfigError(
-                        f"dataset.labels.{kind}: {text!r} maps to both "
-                        f"{seen[text]!r} and {canonical!r}"
-                    )
+                    raise ConfigError(f"dataset.labels.{kind}: {text!r} maps to both {seen[text]!r} and {canonical!r}")
                 seen[text] = canonical
 
 
@@ -233,9 +225,7 @@ def _check_patients_file(dataset: dict[str, Any]) -> None:
     """``patient_columns`` only with a patients file, and then with the patient column."""
     patient_columns = dataset.get("patient_columns") or {}
     if patient_columns and not dataset.get("patients"):
-        raise ConfigError(
-            "dataset.patient_columns: given, but dataset.patients names no patients file"
-        )
+        raise ConfigError("dataset.patient_columns: given, but dataset.patients names no patients file")
     if dataset.get("patients") and patient_columns and "patient" not in patient_columns:
         raise ConfigError("dataset.patient_columns.patient: required when a patients file is given")
 

@@ -43,9 +43,7 @@ def decompose_within_between(
     patient_mean = data[value].groupby(data[patient]).mean()
     n_sessions = present.groupby(data[patient]).sum()
     patient_therapist = data.groupby(patient, sort=True)[therapist].first()
-    patient_level = pd.DataFrame(
-        {"mean": patient_mean, "therapist": patient_therapist}
-    ).dropna(subset=["mean"])
+    patient_level = pd.DataFrame({"mean": patient_mean, "therapist": patient_therapist}).dropna(subset=["mean"])
     grand_mean = patient_level["mean"].mean()
     therapist_mean = patient_level.groupby("therapist")["mean"].mean()
 
@@ -171,9 +169,7 @@ def first_and_last_observed(
 
     Baseline is the first session with the value present, which need not be session 1.
     """
-    observed = data.loc[data[value].notna(), [patient, session, value]].sort_values(
-        [patient, session]
-    )
+    observed = data.loc[data[value].notna(), [patient, session, value]].sort_values([patient, session])
     grouped = observed.groupby(patient)
     first = grouped.first()
     last = grouped.last()
@@ -188,9 +184,7 @@ def first_and_last_observed(
     )
 
 
-def person_mean_reliability(
-    n_sessions: pd.Series, between_variance: float, within_variance: float
-) -> pd.Series:
+def person_mean_reliability(n_sessions: pd.Series, between_variance: float, within_variance: float) -> pd.Series:
     """Reliability of each person mean, lambda_i = tau^2 / (tau^2 + sigma^2 / n_i)."""
     n = n_sessions.astype(float)
     return between_variance / (between_variance + within_variance / n.where(n > 0))

@@ -40,16 +40,20 @@ DECOMPOSITION = {
     "patient_mean": ("the patient's mean over every session with a value (person mean; methods wai_pm)", None),
     "within_patient": ("deviation from the patient's own mean (within-patient, state-like; methods wai_cwc)", None),
     "between_patient": (
-        "patient mean minus the grand mean of patient means (between-patient, two-level; methods wai_pm_c)", None
+        "patient mean minus the grand mean of patient means (between-patient, two-level; methods wai_pm_c)",
+        None,
     ),
     "therapist_mean": (
-        "mean of the patient means of the patient's (first) therapist, each patient weight 1 (methods wai_tm)", None
+        "mean of the patient means of the patient's (first) therapist, each patient weight 1 (methods wai_tm)",
+        None,
     ),
     "patient_within_therapist": (
-        "patient mean minus the therapist mean (patient within therapist; methods wai_pm_cwt)", None
+        "patient mean minus the therapist mean (patient within therapist; methods wai_pm_cwt)",
+        None,
     ),
     "between_therapist": (
-        "therapist mean minus the grand mean of patient means (between-therapist; methods wai_tm_c)", None
+        "therapist mean minus the grand mean of patient means (between-therapist; methods wai_tm_c)",
+        None,
     ),
     "n_sessions": ("number of sessions behind the patient mean", "sessions"),
 }
@@ -71,7 +75,12 @@ class _Book:
         self.entries: Descriptions = {}
 
     def put(
-        self, column: str, meaning: str, units: str = "", source: str = "", instrument: str = "",
+        self,
+        column: str,
+        meaning: str,
+        units: str = "",
+        source: str = "",
+        instrument: str = "",
         table: str | None = None,
     ) -> None:
         """Describe ``column`` (of ``table``, or of both tables when None)."""
@@ -105,7 +114,13 @@ class _Outcomes:
         scale = ctx.analysis["outcome_scale"]
         outcome_totals = ", ".join(f"{k}_total" for k in dict.fromkeys(ctx.analysis["outcome_by_condition"].values()))
         return cls(
-            alliance, alliance_key, score, alliance_units, outcome_instruments, OUTCOME_SCALE_UNITS[scale], scale,
+            alliance,
+            alliance_key,
+            score,
+            alliance_units,
+            outcome_instruments,
+            OUTCOME_SCALE_UNITS[scale],
+            scale,
             outcome_totals,
         )
 
@@ -113,21 +128,38 @@ class _Outcomes:
 def _describe_design(book: _Book, ctx: Context) -> None:
     """The sessions file's design columns (ids, session, time, therapy, condition)."""
     put, lab = book.put, ctx.layout.lab
-    put("source_row", "Row of this session in the sessions file (header = row 1), to trace a value back",
-        "row number", ctx.layout.file)
+    put(
+        "source_row",
+        "Row of this session in the sessions file (header = row 1), to trace a value back",
+        "row number",
+        ctx.layout.file,
+    )
     put("patient", "Patient pseudonymous id", "", lab["patient"])
     put("therapist", "Therapist pseudonymous id of this session", "", lab["therapist"], table="sessions")
-    put("therapist", "Therapist of the patient's first session (the patient's therapist in therapist-level "
-        "variables)", "", lab["therapist"], table="patients")
-    put("site", "Site (study centre) of the session; in the patients table, of the first session", "",
-        lab.get("site", ""))
+    put(
+        "therapist",
+        "Therapist of the patient's first session (the patient's therapist in therapist-level variables)",
+        "",
+        lab["therapist"],
+        table="patients",
+    )
+    put(
+        "site",
+        "Site (study centre) of the session; in the patients table, of the first session",
+        "",
+        lab.get("site", ""),
+    )
     put("study", "Study the session belongs to", "", lab.get("study", ""))
     put("session", "Session number as recorded (gaps where sessions were missed)", "session number", lab["session"])
     date_note = ""
     if ctx.layout.origin.get("days_since_intake") == "cleaning.deidentification.dates_to_days":
         date_note = " (computed from full dates, which were then dropped)"
-    put("days_since_intake", f"Days since the patient's first recorded date{date_note}", "days",
-        lab.get("days_since_intake", ""))
+    put(
+        "days_since_intake",
+        f"Days since the patient's first recorded date{date_note}",
+        "days",
+        lab.get("days_since_intake", ""),
+    )
     put("therapy", "Therapy type, canonical label (dataset.labels.therapy)", "", lab["therapy"])
     put("condition", "Primary problem, canonical label (dataset.labels.condition)", "", lab["condition"])
     put("alliance_rater", "Who rated the alliance (as recorded)", "", lab.get("alliance_rater", ""))
@@ -145,37 +177,77 @@ def _describe_measures(book: _Book, ctx: Context) -> None:
             from_items = f"derived from items {sources[0]} ... {sources[-1]}"
             for k, source in enumerate(sources, start=1):
                 reverse = "; reverse-keyed in scoring" if k in inst.reverse_items else ""
-                put(item_column(key, k), f"{inst.name}: item {k} as answered{reverse} (invalid values set missing)",
-                    item_units, source, inst.id)
+                put(
+                    item_column(key, k),
+                    f"{inst.name}: item {k} as answered{reverse} (invalid values set missing)",
+                    item_units,
+                    source,
+                    inst.id,
+                )
             rule = (
                 f"prorated as {inst.n_items} x the mean of the answered items when at most "
                 f"{inst.prorate_max_missing} of {inst.n_items} items are missing, else missing"
             )
-            put(f"{key}_total", f"{inst.name}: total score, sum of the items ({rule})", total_units, from_items,
-                inst.id)
-            put(f"{key}_mean", f"{inst.name}: mean item score (same missing-item rule as the total)", item_units,
-                from_items, inst.id)
+            put(
+                f"{key}_total", f"{inst.name}: total score, sum of the items ({rule})", total_units, from_items, inst.id
+            )
+            put(
+                f"{key}_mean",
+                f"{inst.name}: mean item score (same missing-item rule as the total)",
+                item_units,
+                from_items,
+                inst.id,
+            )
             put(f"{key}_n_missing_items", f"{inst.name}: number of missing items", "items", from_items, inst.id)
-            put(f"{key}_prorated", f"{inst.name}: the total was prorated from the answered items", "true/false",
-                from_items, inst.id)
+            put(
+                f"{key}_prorated",
+                f"{inst.name}: the total was prorated from the answered items",
+                "true/false",
+                from_items,
+                inst.id,
+            )
             for name, items in inst.subscales.items():
                 metric = "sum" if inst.score == "sum" else "mean"
-                put(f"{key}_sub_{name}",
+                put(
+                    f"{key}_sub_{name}",
                     f"{inst.name}: {name} subscale, {metric} of items {', '.join(map(str, items))} "
                     f"(at most {inst.subscale_max_missing(name)} missing)",
-                    "points" if metric == "sum" else item_units, from_items, inst.id)
+                    "points" if metric == "sum" else item_units,
+                    from_items,
+                    inst.id,
+                )
         else:
             supplied = lab[f"{key}_{supplied_score(measure)}"]
             if supplied_score(measure) == "total":
-                put(f"{key}_total", f"{inst.name}: total score as supplied in the file (out-of-range values set "
-                    "missing)", total_units, supplied, inst.id)
-                put(f"{key}_mean", f"{inst.name}: mean item score, the supplied total / {inst.n_items}", item_units,
-                    f"derived from {supplied}", inst.id)
+                put(
+                    f"{key}_total",
+                    f"{inst.name}: total score as supplied in the file (out-of-range values set missing)",
+                    total_units,
+                    supplied,
+                    inst.id,
+                )
+                put(
+                    f"{key}_mean",
+                    f"{inst.name}: mean item score, the supplied total / {inst.n_items}",
+                    item_units,
+                    f"derived from {supplied}",
+                    inst.id,
+                )
             else:
-                put(f"{key}_mean", f"{inst.name}: mean item score as supplied in the file (out-of-range values set "
-                    "missing)", item_units, supplied, inst.id)
-                put(f"{key}_total", f"{inst.name}: total score, {inst.n_items} x the supplied mean item score",
-                    total_units, f"derived from {supplied}", inst.id)
+                put(
+                    f"{key}_mean",
+                    f"{inst.name}: mean item score as supplied in the file (out-of-range values set missing)",
+                    item_units,
+                    supplied,
+                    inst.id,
+                )
+                put(
+                    f"{key}_total",
+                    f"{inst.name}: total score, {inst.n_items} x the supplied mean item score",
+                    total_units,
+                    f"derived from {supplied}",
+                    inst.id,
+                )
 
 
 def _describe_session_variables(book: _Book, o: _Outcomes) -> None:
@@ -184,33 +256,81 @@ def _describe_session_variables(book: _Book, o: _Outcomes) -> None:
     alliance, alliance_units, symptoms_units = o.alliance, o.alliance_units, o.symptoms_units
     outcome_instruments, score, alliance_key = o.outcome_instruments, o.score, o.alliance_key
     raw_units, outcome_totals, scale = RAW_OUTCOME_UNITS, o.outcome_totals, o.scale
-    put("therapist_switch", "The patient was seen by more than one therapist (cross-classified)", "true/false",
-        "derived from therapist")
-    put("alliance", f"Session alliance score: the {score} score of measure '{alliance_key}' (analysis.alliance_score)",
-        alliance_units, f"derived from {alliance_key}_{score}", alliance.id)
-    put("outcome_measure", "Instrument of the primary outcome of the patient's condition "
-        "(analysis.outcome_by_condition)", "", "derived from condition")
-    put("symptoms_raw", "Primary outcome total on its instrument's own scale", raw_units,
-        f"derived from {outcome_totals}", outcome_instruments)
-    put("symptoms", f"Primary outcome on the common scale (analysis.outcome_scale: {scale})", symptoms_units,
-        "derived from symptoms_raw", outcome_instruments)
+    put(
+        "therapist_switch",
+        "The patient was seen by more than one therapist (cross-classified)",
+        "true/false",
+        "derived from therapist",
+    )
+    put(
+        "alliance",
+        f"Session alliance score: the {score} score of measure '{alliance_key}' (analysis.alliance_score)",
+        alliance_units,
+        f"derived from {alliance_key}_{score}",
+        alliance.id,
+    )
+    put(
+        "outcome_measure",
+        "Instrument of the primary outcome of the patient's condition (analysis.outcome_by_condition)",
+        "",
+        "derived from condition",
+    )
+    put(
+        "symptoms_raw",
+        "Primary outcome total on its instrument's own scale",
+        raw_units,
+        f"derived from {outcome_totals}",
+        outcome_instruments,
+    )
+    put(
+        "symptoms",
+        f"Primary outcome on the common scale (analysis.outcome_scale: {scale})",
+        symptoms_units,
+        "derived from symptoms_raw",
+        outcome_instruments,
+    )
     put("session_c", "Session number minus 1 (0 = first session)", "sessions", "derived from session")
-    put("session_index", "Position among the patient's attended sessions (1, 2, 3, ...; no gaps)", "sessions",
-        "derived from session")
+    put(
+        "session_index",
+        "Position among the patient's attended sessions (1, 2, 3, ...; no gaps)",
+        "sessions",
+        "derived from session",
+    )
     for variable, units, instrument in (
-        ("alliance", alliance_units, alliance.id), ("symptoms", symptoms_units, outcome_instruments)
+        ("alliance", alliance_units, alliance.id),
+        ("symptoms", symptoms_units, outcome_instruments),
     ):
         for part, (meaning, part_units) in DECOMPOSITION.items():
-            put(f"{variable}_{part}", f"{variable.capitalize()}: {meaning}", part_units or units,
-                f"derived from {variable}", instrument)
-        put(f"{variable}_next", f"{variable.capitalize()} at session t+1 of the same patient (missing where session "
-            "t+1 was not attended)", units, f"derived from {variable}, session", instrument)
-        put(f"{variable}_prev", f"{variable.capitalize()} at session t-1 of the same patient (missing where session "
-            "t-1 was not attended)", units, f"derived from {variable}, session", instrument)
-    put("alliance_within_patient_detrended",
+            put(
+                f"{variable}_{part}",
+                f"{variable.capitalize()}: {meaning}",
+                part_units or units,
+                f"derived from {variable}",
+                instrument,
+            )
+        put(
+            f"{variable}_next",
+            f"{variable.capitalize()} at session t+1 of the same patient (missing where session t+1 was not attended)",
+            units,
+            f"derived from {variable}, session",
+            instrument,
+        )
+        put(
+            f"{variable}_prev",
+            f"{variable.capitalize()} at session t-1 of the same patient (missing where session t-1 was not attended)",
+            units,
+            f"derived from {variable}, session",
+            instrument,
+        )
+    put(
+        "alliance_within_patient_detrended",
         "Alliance: within-patient deviation with the patient's own linear trend over sessions removed (residual "
         "of the patient's least-squares line on session number; missing with fewer than 3 rated sessions; "
-        "methods wai_dt)", alliance_units, "derived from alliance, session", alliance.id)
+        "methods wai_dt)",
+        alliance_units,
+        "derived from alliance, session",
+        alliance.id,
+    )
 
 
 def _describe_patient_variables(book: _Book, o: _Outcomes) -> None:
@@ -222,42 +342,104 @@ def _describe_patient_variables(book: _Book, o: _Outcomes) -> None:
     put("first_session", "First attended session number", "session number", "derived from session")
     put("last_session", "Last attended session number", "session number", "derived from session")
     for variable, units in (("symptoms_raw", raw_units), ("symptoms", symptoms_units)):
-        put(f"{variable}_baseline", "Primary outcome at the first session where it was recorded (baseline; need "
-            "not be session 1)", units, f"derived from {variable}", outcome_instruments)
-        put(f"{variable}_last", "Primary outcome at the last session where it was recorded", units,
-            f"derived from {variable}", outcome_instruments)
-        put(f"{variable}_change", "Last minus baseline primary outcome (missing with a single observation; "
-            "negative = improvement)", units, f"derived from {variable}", outcome_instruments)
-    put("symptoms_raw_baseline_session", "Session number of the baseline outcome score", "session number",
-        "derived from symptoms_raw, session")
-    put("symptoms_raw_last_session", "Session number of the last observed outcome score", "session number",
-        "derived from symptoms_raw, session")
-    put("alliance_s3", "Early alliance: alliance at session 3 (missing if session 3 was not attended or rated)",
-        alliance_units, "derived from alliance", alliance.id)
-    put("alliance_s1_4", "Early alliance: mean alliance over the rated sessions among sessions 1-4",
-        alliance_units, "derived from alliance", alliance.id)
-    put("symptoms_s3", "Primary outcome at session 3 (common scale)", symptoms_units, "derived from symptoms",
-        outcome_instruments)
-    put("alliance_pm_reliability", "Reliability of the patient's alliance mean, lambda_i = tau^2 / (tau^2 + "
-        "sigma^2 / n_i) (methods section 4; tau^2 and sigma^2 in summary.json)", "0-1",
-        "derived from alliance", alliance.id)
-    put("rci_jacobson_truax", "Reliable change index (last - baseline) / S_diff, S_diff = sqrt(2) x baseline SD x "
-        f"sqrt(1 - r_xx) (Jacobson & Truax 1991); |RCI| > {RCI_CRITICAL:g} is reliable", "z",
-        "derived from symptoms_raw_baseline, symptoms_raw_last", outcome_instruments)
-    put("change_category_fixed", "Recovered, improved, unchanged or deteriorated by the instrument's published fixed "
-        "reliable-change threshold and clinical cut-off (missing where the instrument has none)", "category",
-        "derived from symptoms_raw_baseline, symptoms_raw_last", outcome_instruments)
-    put("change_category_jacobson_truax", "Recovered, improved, unchanged or deteriorated by the Jacobson & Truax "
-        f"RCI (|RCI| > {RCI_CRITICAL:g}) and the instrument's clinical cut-off", "category",
-        "derived from rci_jacobson_truax", outcome_instruments)
+        put(
+            f"{variable}_baseline",
+            "Primary outcome at the first session where it was recorded (baseline; need not be session 1)",
+            units,
+            f"derived from {variable}",
+            outcome_instruments,
+        )
+        put(
+            f"{variable}_last",
+            "Primary outcome at the last session where it was recorded",
+            units,
+            f"derived from {variable}",
+            outcome_instruments,
+        )
+        put(
+            f"{variable}_change",
+            "Last minus baseline primary outcome (missing with a single observation; negative = improvement)",
+            units,
+            f"derived from {variable}",
+            outcome_instruments,
+        )
+    put(
+        "symptoms_raw_baseline_session",
+        "Session number of the baseline outcome score",
+        "session number",
+        "derived from symptoms_raw, session",
+    )
+    put(
+        "symptoms_raw_last_session",
+        "Session number of the last observed outcome score",
+        "session number",
+        "derived from symptoms_raw, session",
+    )
+    put(
+        "alliance_s3",
+        "Early alliance: alliance at session 3 (missing if session 3 was not attended or rated)",
+        alliance_units,
+        "derived from alliance",
+        alliance.id,
+    )
+    put(
+        "alliance_s1_4",
+        "Early alliance: mean alliance over the rated sessions among sessions 1-4",
+        alliance_units,
+        "derived from alliance",
+        alliance.id,
+    )
+    put(
+        "symptoms_s3",
+        "Primary outcome at session 3 (common scale)",
+        symptoms_units,
+        "derived from symptoms",
+        outcome_instruments,
+    )
+    put(
+        "alliance_pm_reliability",
+        "Reliability of the patient's alliance mean, lambda_i = tau^2 / (tau^2 + "
+        "sigma^2 / n_i) (methods section 4; tau^2 and sigma^2 in summary.json)",
+        "0-1",
+        "derived from alliance",
+        alliance.id,
+    )
+    put(
+        "rci_jacobson_truax",
+        "Reliable change index (last - baseline) / S_diff, S_diff = sqrt(2) x baseline SD x "
+        f"sqrt(1 - r_xx) (Jacobson & Truax 1991); |RCI| > {RCI_CRITICAL:g} is reliable",
+        "z",
+        "derived from symptoms_raw_baseline, symptoms_raw_last",
+        outcome_instruments,
+    )
+    put(
+        "change_category_fixed",
+        "Recovered, improved, unchanged or deteriorated by the instrument's published fixed "
+        "reliable-change threshold and clinical cut-off (missing where the instrument has none)",
+        "category",
+        "derived from symptoms_raw_baseline, symptoms_raw_last",
+        outcome_instruments,
+    )
+    put(
+        "change_category_jacobson_truax",
+        "Recovered, improved, unchanged or deteriorated by the Jacobson & Truax "
+        f"RCI (|RCI| > {RCI_CRITICAL:g}) and the instrument's clinical cut-off",
+        "category",
+        "derived from rci_jacobson_truax",
+        outcome_instruments,
+    )
 
 
 def _describe_patients_file(book: _Book, ctx: Context) -> None:
     """The patients file's covariates and dropout."""
     put = book.put
     patient_lab = ctx.patients_layout.lab if ctx.patients_layout else {}
-    put("age", f"Age in years (ages over {AGE_TOPCODE_LIMIT} top-coded to {AGE_TOPCODE_VALUE})", "years",
-        patient_lab.get("age", ""))
+    put(
+        "age",
+        f"Age in years (ages over {AGE_TOPCODE_LIMIT} top-coded to {AGE_TOPCODE_VALUE})",
+        "years",
+        patient_lab.get("age", ""),
+    )
     put("age_band", "Age band (as recorded in the patients file)", "", patient_lab.get("age_band", ""))
     put("sex", "Sex (as recorded in the patients file)", "", patient_lab.get("sex", ""))
     put("expectancy", "Treatment expectancy at intake", "as recorded", patient_lab.get("expectancy", ""))
@@ -267,9 +449,14 @@ def _describe_patients_file(book: _Book, ctx: Context) -> None:
         "end_reason": "end_reason is 'dropout'",
         "fewer_than_planned": "last session before planned_sessions",
     }
-    put("dropout", "Dropped out of treatment (cleaning.dropout_definition: "
-        + " / ".join(definition.values()) + ", whichever is configured)", "true/false",
-        "derived from end_reason or planned_sessions")
+    put(
+        "dropout",
+        "Dropped out of treatment (cleaning.dropout_definition: "
+        + " / ".join(definition.values())
+        + ", whichever is configured)",
+        "true/false",
+        "derived from end_reason or planned_sessions",
+    )
 
 
 def descriptions(ctx: Context) -> Descriptions:
@@ -300,7 +487,14 @@ def data_dictionary(sessions: pd.DataFrame, patients: pd.DataFrame, context: Con
                 raise ValueError(f"the data dictionary has no description of column {column!r} of the {table} table")
             meaning, units, source, instrument = entry
             rows.append(
-                {"table": table, "column": column, "meaning": meaning, "units": units, "source": source,
-                 "instrument": instrument, "dtype": str(frame[column].dtype)}
+                {
+                    "table": table,
+                    "column": column,
+                    "meaning": meaning,
+                    "units": units,
+                    "source": source,
+                    "instrument": instrument,
+                    "dtype": str(frame[column].dtype),
+                }
             )
     return pd.DataFrame(rows)

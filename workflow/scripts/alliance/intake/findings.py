@@ -152,9 +152,7 @@ class Finding:
         return self.message()
 
     def to_error(self) -> InputError:
-        return InputError(
-            self.reason, file=self.file, row=self.row, column=self.column, value=self.value
-        )
+        return InputError(self.reason, file=self.file, row=self.row, column=self.column, value=self.value)
 
 
 class InputError(Exception):
@@ -219,9 +217,7 @@ class InputErrors(InputError):
     concern the same file.
     """
 
-    def __init__(
-        self, findings: Iterable[Finding | InputError], *, heading: str | None = None
-    ) -> None:
+    def __init__(self, findings: Iterable[Finding | InputError], *, heading: str | None = None) -> None:
         items = [f.to_finding() if isinstance(f, InputError) else f for f in findings]
         if not items:
             raise ValueError("InputErrors needs at least one finding")
@@ -294,9 +290,7 @@ def findings_to_frame(findings: Iterable[Finding | InputError]) -> pd.DataFrame:
             "file": pd.Series([f.file for f in rows], dtype="str"),
             "row": pd.Series([f.row for f in rows], dtype="Int64"),
             "column": pd.Series([f.column for f in rows], dtype="str"),
-            "value": pd.Series(
-                [None if f.value is None else str(f.value) for f in rows], dtype="str"
-            ),
+            "value": pd.Series([None if f.value is None else str(f.value) for f in rows], dtype="str"),
             "reason": pd.Series([f.reason for f in rows], dtype="str"),
             "action": pd.Series([f.action for f in rows], dtype="str"),
         },

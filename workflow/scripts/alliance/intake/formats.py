@@ -66,7 +66,6 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls / other OLE2 fil
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
-
 def infer_format(path: str | os.PathLike, format: str | None = None) -> str:
     """Canonical format name from ``format`` (if given) or the file extension."""
     file = str(path)
@@ -99,8 +98,7 @@ def _normalise_delimiter(delimiter: str | None, fmt: str, file: str) -> str:
         d = "\t"
     if len(d) != 1:
         raise InputError(
-            f"the delimiter {d!r} set in the config must be a single character "
-            "(e.g. ',', ';' or '\\t')",
+            f"the delimiter {d!r} set in the config must be a single character (e.g. ',', ';' or '\\t')",
             file=file,
         )
     return d
@@ -177,8 +175,7 @@ def _read_delimited(
     text = _decode(raw, file, encoding)
     if not text.strip():
         raise InputError(
-            f"the file is empty: its {len(raw)} bytes are only blank lines or spaces, "
-            "with no header and no data rows",
+            f"the file is empty: its {len(raw)} bytes are only blank lines or spaces, with no header and no data rows",
             file=file,
         )
     first_line = text[: min((i for i in (text.find("\n"), text.find("\r"), len(text)) if i >= 0))]
@@ -265,8 +262,7 @@ def _raise_field_count_errors(reader: Any, n_fields: int, delim: str, file: str)
             hint = "a value or delimiter is missing; leave an empty field for a missing value"
         errors.append(
             InputError(
-                f"the row has {k} field{'s' if k != 1 else ''} but the header has "
-                f"{n_fields}{where}; {hint}",
+                f"the row has {k} field{'s' if k != 1 else ''} but the header has {n_fields}{where}; {hint}",
                 file=file,
                 row=row,
             )
@@ -279,9 +275,7 @@ def _raise_field_count_errors(reader: Any, n_fields: int, delim: str, file: str)
     )
 
 
-def _read_excel(
-    raw: bytes, file: str, sheet: str | int | None
-) -> tuple[list[Any], pd.DataFrame, np.ndarray, str]:
+def _read_excel(raw: bytes, file: str, sheet: str | int | None) -> tuple[list[Any], pd.DataFrame, np.ndarray, str]:
     """An .xlsx sheet as (header, natively typed data, the sheet's row numbers, sheet name)."""
     if file.lower().endswith(".xls") or raw.startswith(_OLE_MAGIC):
         raise InputError(
@@ -330,9 +324,7 @@ def _read_excel(
 
     header_idx = next((i for i, r in enumerate(rows) if not all(_blank(v) for v in r)), None)
     if header_idx is None:
-        raise InputError(
-            f"the sheet '{sheet_name}' is empty: no header and no data rows", file=file
-        )
+        raise InputError(f"the sheet '{sheet_name}' is empty: no header and no data rows", file=file)
     width = max(len(r) for r in rows)
     header = list(rows[header_idx]) + [None] * (width - len(rows[header_idx]))
     # Drop completely empty rows before types are inferred (so a blank row does
@@ -347,9 +339,7 @@ def _read_excel(
     return header, data, source_rows, sheet_name
 
 
-def _read_spss(
-    path: Path, file: str, keep_codes: Sequence[str] = ()
-) -> tuple[list[Any], pd.DataFrame, dict, dict]:
+def _read_spss(path: Path, file: str, keep_codes: Sequence[str] = ()) -> tuple[list[Any], pd.DataFrame, dict, dict]:
     """An SPSS .sav file as (names, data with value labels applied, variable labels, value labels)."""
     import pyreadstat  # local: only needed for SPSS input
 
@@ -363,9 +353,7 @@ def _read_spss(
             "check that the file is a real .sav file and not damaged",
             file=file,
         ) from None
-    variable_labels = {
-        str(k): v for k, v in (meta.column_names_to_labels or {}).items() if v is not None
-    }
+    variable_labels = {str(k): v for k, v in (meta.column_names_to_labels or {}).items() if v is not None}
     value_labels = {str(k): dict(v) for k, v in (meta.variable_value_labels or {}).items()}
     # Value labels replace the codes (1 -> "CBT"), as pyreadstat's apply_value_formats
     # does (unlabelled codes stay numbers), except in the keep_codes columns: scores

@@ -103,9 +103,7 @@ _STREET = (
     r"|blvd|crescent|cres|terrace|grove|gardens|square|sq|mews|parade|walk|row|hill|highway"
     r"|hwy)" + _E
 )
-_UK_POSTCODE = (
-    r"(?i)(?:^|[^A-Za-z0-9])[A-Z]{1,2}[0-9][A-Z0-9]?" + _SP + r"*[0-9][A-Z]{2}(?:[^A-Za-z0-9]|$)"
-)
+_UK_POSTCODE = r"(?i)(?:^|[^A-Za-z0-9])[A-Z]{1,2}[0-9][A-Z0-9]?" + _SP + r"*[0-9][A-Z]{2}(?:[^A-Za-z0-9]|$)"
 _US_ZIP = r"^[ \t]*[0-9]{5}(?:-[0-9]{4})?[ \t]*$"
 
 _WORDS = r"[^ \t\r\n]+"
@@ -166,9 +164,7 @@ def _mask_date(text: str) -> str:
     found = re.sub(r"[^0-9]+$", "", _trim(m.group(0) if m else text))  # dates end in a digit
     found = re.sub(r"(?i)\b" + _MONTHS, lambda x: x.group(0)[0] + "***", found)
     # keep a 4-digit year (allowed under Safe Harbor), star every other digit
-    return re.sub(
-        r"(?:19|20)\d{2}|\d", lambda x: x.group(0) if len(x.group(0)) == 4 else "*", found
-    )
+    return re.sub(r"(?:19|20)\d{2}|\d", lambda x: x.group(0) if len(x.group(0)) == 4 else "*", found)
 
 
 def _mask_ip(text: str) -> str:
@@ -225,7 +221,6 @@ def mask_value(value: Any, kind: str | None = None) -> str:
 def _trim(found: str) -> str:
     """Drop the boundary characters a pattern consumed around the match."""
     return re.sub(r"^[^A-Za-z0-9+(]+|[^A-Za-z0-9]+$", "", found)
-
 
 
 # --------------------------------------------------------------------------- findings
@@ -290,9 +285,7 @@ def _phone_numbers(v: _Distinct) -> pd.Series:
         cand = v.values[maybe].str.extract(_PHONE_CANDIDATE, expand=False)
         n_digits = cand.str.count(r"[0-9]").fillna(0)
         sep = missing_as_false(cand.str.startswith("+")) | v.contains(r"[ \-.()/]", cand)
-        phone.loc[maybe] = (
-            missing_as_false(n_digits.between(9, 15)) & sep & v.contains(r"[0-9]{3}", cand)
-        ).to_numpy()
+        phone.loc[maybe] = (missing_as_false(n_digits.between(9, 15)) & sep & v.contains(r"[0-9]{3}", cand)).to_numpy()
     return phone | v.contains(_UK_MOBILE)
 
 
@@ -316,8 +309,7 @@ def _free_text(v: _Distinct) -> tuple[np.ndarray, str] | None:
     """(long values, reason) when the column is free text: many long, mostly distinct values."""
     n_words = v.values.str.count(_WORDS).fillna(0).to_numpy()
     long = (
-        (n_words >= FREE_TEXT_MIN_WORDS)
-        | (v.values.str.len().fillna(0).to_numpy() >= FREE_TEXT_MIN_CHARS)
+        (n_words >= FREE_TEXT_MIN_WORDS) | (v.values.str.len().fillna(0).to_numpy() >= FREE_TEXT_MIN_CHARS)
     ) & v.keep
     if not long.any():
         return None
@@ -356,11 +348,7 @@ def value_findings(
     # A column of plain numbers (item scores, session numbers) can hold none of the
     # patterns except a UK mobile number written without spaces, or a ZIP code
     # (only looked for in location columns): skip the other patterns (speed).
-    if (
-        not location
-        and (v.contains(_PLAIN_NUMBER) | ~v.keep).all()
-        and not (v.contains(_UK_MOBILE) & v.keep).any()
-    ):
+    if not location and (v.contains(_PLAIN_NUMBER) | ~v.keep).all() and not (v.contains(_UK_MOBILE) & v.keep).any():
         return []
 
     def finding(kind: str, hit: pd.Series | np.ndarray, reason: str) -> Finding:

@@ -42,9 +42,7 @@ RCI_CRITICAL = 1.96
 _SCORING_FIELDS = frozenset({"n_items", "item_min", "item_max", "reverse_items", "subscales"})
 
 
-def _warn_unchecked(
-    inst: Instrument, fields: frozenset[str] | set[str], what: str, stacklevel: int = 3
-) -> None:
+def _warn_unchecked(inst: Instrument, fields: frozenset[str] | set[str], what: str, stacklevel: int = 3) -> None:
     """Warn when ``what`` uses registry facts listed as unverified (``unchecked_fields``).
 
     ``stacklevel`` 3 points the warning at the caller of the public function that calls this.
@@ -137,9 +135,7 @@ def score_items(items: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
     return pd.DataFrame(out, index=items.index)
 
 
-def _prorated(
-    x: np.ndarray, cols: np.ndarray, max_missing: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prorated(x: np.ndarray, cols: np.ndarray, max_missing: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(prorated sum, mean, n_missing) of the item matrix ``x`` over the given 0-based columns.
 
     Missing (NaN) when more than ``max_missing`` of the columns are missing.
@@ -279,8 +275,12 @@ def _categories(improve: np.ndarray, deteriorate: np.ndarray, crossed: np.ndarra
 
 
 def _reliable_rise_and_fall(
-    x1: np.ndarray, change: np.ndarray, inst: Instrument, method: str,
-    sd_baseline: float | None, reliability: float | None,
+    x1: np.ndarray,
+    change: np.ndarray,
+    inst: Instrument,
+    method: str,
+    sd_baseline: float | None,
+    reliability: float | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rci, reliable rise, reliable fall) of the scores by ``method`` (see :func:`reliable_change`).
 

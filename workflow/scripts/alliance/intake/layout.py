@@ -23,7 +23,14 @@ from alliance.intake.text import cell_text
 
 #: Canonical columns of the sessions file, in output order.
 SESSION_COLUMNS = (
-    "patient", "therapist", "site", "study", "session", "days_since_intake", "therapy", "condition",
+    "patient",
+    "therapist",
+    "site",
+    "study",
+    "session",
+    "days_since_intake",
+    "therapy",
+    "condition",
     "alliance_rater",
 )
 #: Canonical columns of the optional patients file.
@@ -69,9 +76,11 @@ class Layout:
         shown = ", ".join(present[:40]) + (", ..." if len(present) > 40 else "")
         return [
             Finding(
-                self.file, 1, lab, None,
-                f"the column is missing from the header (needed by {self.origin[canonical]}); "
-                f"columns present: {shown}",
+                self.file,
+                1,
+                lab,
+                None,
+                f"the column is missing from the header (needed by {self.origin[canonical]}); columns present: {shown}",
                 STOP,
             )
             for canonical, lab in self.lab.items()
@@ -107,9 +116,7 @@ def sessions_layout(dataset: dict[str, Any], registry: dict[str, Instrument]) ->
                 canonical = item_column(key, k)
                 lab[canonical] = column
                 origin[canonical] = f"dataset.measures.{key}.items"
-                numbers[canonical] = Number(
-                    instrument.item_min, instrument.item_max, True, f"{instrument.id} item {k}"
-                )
+                numbers[canonical] = Number(instrument.item_min, instrument.item_max, True, f"{instrument.id} item {k}")
         else:
             score = supplied_score(measure)
             canonical = f"{key}_{score}"

@@ -30,8 +30,12 @@ LAMBDA_ADEQUATE = 0.7
 
 
 def patient_level(
-    data: pd.DataFrame, table: pd.DataFrame | None, layout: Layout | None,
-    registry: dict[str, Instrument], policy: dict[str, Any], findings: list[Finding],
+    data: pd.DataFrame,
+    table: pd.DataFrame | None,
+    layout: Layout | None,
+    registry: dict[str, Instrument],
+    policy: dict[str, Any],
+    findings: list[Finding],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One row per patient: design, baseline/last/change, reliable change, early alliance,
     person-mean reliability, the patients file's covariates, dropout.
@@ -97,14 +101,21 @@ def _with_patients_file(
     listed = patients["patient"].isin(table["patient"])
     for patient in patients.loc[~listed, "patient"]:
         findings.append(
-            Finding(file, None, lab, str(patient), "has sessions but no row in the patients file; "
-                    "the patient's covariates are missing", "kept; covariates missing")
+            Finding(
+                file,
+                None,
+                lab,
+                str(patient),
+                "has sessions but no row in the patients file; the patient's covariates are missing",
+                "kept; covariates missing",
+            )
         )
     unused = table.loc[~table["patient"].isin(patients["patient"])]
     for row, patient in zip(unused[SOURCE_ROW], unused["patient"]):
         findings.append(
-            Finding(file, int(row), lab, str(patient), "is in the patients file but has no sessions",
-                    "not in the analysis")
+            Finding(
+                file, int(row), lab, str(patient), "is in the patients file but has no sessions", "not in the analysis"
+            )
         )
     return patients.merge(table.drop(columns=[SOURCE_ROW]), on="patient", how="left")
 
@@ -120,7 +131,10 @@ def _dropout(patients: pd.DataFrame, definition: str, findings: list[Finding]) -
         return (patients["last_session"] < planned).astype("boolean").mask(planned.isna())
     findings.append(
         Finding(
-            None, None, None, None,
+            None,
+            None,
+            None,
+            None,
             f"dropout is not derived: cleaning.dropout_definition '{definition}' needs the patients-file "
             f"column dataset.patient_columns.{needed}, which is not mapped",
             WARN,
@@ -139,7 +153,10 @@ def _reliability_summary(lam: pd.Series, tau2: float, sigma2: float) -> dict[str
     lam = lam.dropna()
     if len(lam):
         reliability.update(
-            mean=float(lam.mean()), median=float(lam.median()), min=float(lam.min()), max=float(lam.max()),
+            mean=float(lam.mean()),
+            median=float(lam.median()),
+            min=float(lam.min()),
+            max=float(lam.max()),
             share_below_0_7=float((lam < LAMBDA_ADEQUATE).mean()),
         )
     return reliability
@@ -179,7 +196,8 @@ def reliable_change_by_instrument(patients: pd.DataFrame, registry: dict[str, In
             categories["jacobson_truax"][rows] = result["category"].astype("string")
             rci[rows] = result["rci"]
             entry.update(
-                reliability=instrument.reliability, sd_baseline=sd,
+                reliability=instrument.reliability,
+                sd_baseline=sd,
                 s_diff=math.sqrt(2.0) * sd * math.sqrt(1.0 - instrument.reliability),
             )
         for method, category in categories.items():

@@ -83,9 +83,7 @@ def _blank_mask(s: pd.Series) -> pd.Series:
 
 def _name_columns(names: list[Any], data: pd.DataFrame, file: str) -> pd.DataFrame:
     """Strip header names, drop nameless empty columns, reject duplicates."""
-    clean = [
-        "" if n is None or (isinstance(n, float) and np.isnan(n)) else str(n).strip() for n in names
-    ]
+    clean = ["" if n is None or (isinstance(n, float) and np.isnan(n)) else str(n).strip() for n in names]
     keep = []
     final = []
     for pos, name in enumerate(clean):
@@ -116,8 +114,7 @@ def _name_columns(names: list[Any], data: pd.DataFrame, file: str) -> pd.DataFra
     if SOURCE_ROW in positions:
         errors.append(
             InputError(
-                f"'{SOURCE_ROW}' is reserved for the row numbers the pipeline adds; "
-                "rename this column",
+                f"'{SOURCE_ROW}' is reserved for the row numbers the pipeline adds; rename this column",
                 file=file,
                 row=1,
                 column=SOURCE_ROW,
@@ -153,22 +150,15 @@ def _apply_missing_codes(df: pd.DataFrame, missing_codes: Sequence[Any]) -> pd.D
             mask = s.map(lambda v: isinstance(v, str) and v.strip() in codes).astype(bool)
             if numeric_codes:
                 mask = mask | s.map(
-                    lambda v: isinstance(v, (int, float))
-                    and not isinstance(v, bool)
-                    and v in numeric_codes
+                    lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v in numeric_codes
                 ).astype(bool)
-        elif (
-            numeric_codes
-            and pd.api.types.is_numeric_dtype(s.dtype)
-            and not pd.api.types.is_bool_dtype(s.dtype)
-        ):
+        elif numeric_codes and pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
             mask = s.isin(numeric_codes)
         else:
             out[name] = s
             continue
         out[name] = s.mask(mask) if mask.any() else s
     return pd.DataFrame(out, index=df.index)
-
 
 
 # --------------------------------------------------------------------------- public
@@ -265,8 +255,7 @@ def _read_bytes(path: Path, file: str) -> bytes:
     """The file's bytes; a missing file, a directory or an empty file is an InputError."""
     if not path.exists():
         raise InputError(
-            f"the file does not exist; check the path in the config "
-            f"(relative paths are resolved from {os.getcwd()})",
+            f"the file does not exist; check the path in the config (relative paths are resolved from {os.getcwd()})",
             file=file,
         )
     if path.is_dir():
@@ -274,8 +263,7 @@ def _read_bytes(path: Path, file: str) -> bytes:
     raw = path.read_bytes()
     if len(raw) == 0:
         raise InputError(
-            "the file is empty (0 bytes): it has no header and no data rows; "
-            "check that the export finished",
+            "the file is empty (0 bytes): it has no header and no data rows; check that the export finished",
             file=file,
         )
     return raw

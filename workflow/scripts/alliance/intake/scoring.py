@@ -45,7 +45,10 @@ def score_measures(data: pd.DataFrame, dataset: dict[str, Any], registry: dict[s
 
 
 def common_scale(
-    raw: pd.Series, instrument_of_row: pd.Series, registry: dict[str, Instrument], scale: str,
+    raw: pd.Series,
+    instrument_of_row: pd.Series,
+    registry: dict[str, Instrument],
+    scale: str,
     baseline_rows: pd.Series,
 ) -> pd.Series:
     """Put each row's primary-outcome total on the configured common scale.
@@ -89,7 +92,10 @@ def session_scores(
     data["symptoms_raw"] = raw_outcome
     first_session = data.groupby("patient")["session"].transform("min")
     data["symptoms"] = common_scale(
-        raw_outcome, data["outcome_measure"], registry, analysis["outcome_scale"],
+        raw_outcome,
+        data["outcome_measure"],
+        registry,
+        analysis["outcome_scale"],
         baseline_rows=data["session"] == first_session,
     )
     data["session_c"] = data["session"] - 1

@@ -12,9 +12,16 @@ from alliance.intake.deid import AGE_TOPCODE_VALUE
 
 
 def run_summary(
-    data: pd.DataFrame, patients: pd.DataFrame, findings: pd.DataFrame, sessions_meta: dict,
-    patients_meta: dict | None, dataset: dict[str, Any], analysis: dict[str, Any], policy: dict[str, Any],
-    date_column: str | None, patient_summary: dict[str, Any],
+    data: pd.DataFrame,
+    patients: pd.DataFrame,
+    findings: pd.DataFrame,
+    sessions_meta: dict,
+    patients_meta: dict | None,
+    dataset: dict[str, Any],
+    analysis: dict[str, Any],
+    policy: dict[str, Any],
+    date_column: str | None,
+    patient_summary: dict[str, Any],
 ) -> dict[str, Any]:
     """Sample sizes per level, design cells, missingness, checksums, reliability, change.
 

@@ -87,7 +87,9 @@ def _session_rules(
         _Rule("patient", "present", _is_present, "", "the patient id is missing; every row needs one"),
         _Rule("therapist", "present", _is_present, "", "the therapist id is missing; every row needs one"),
         _Rule(
-            "session", "session_number", is_session_number,
+            "session",
+            "session_number",
+            is_session_number,
             "is not a session number (a whole number from 1)",
             "the session number is missing; every row needs one",
         ),
@@ -96,7 +98,9 @@ def _session_rules(
         known = frozenset(mapping)
         rules.append(
             _Rule(
-                kind, "known_label", _label_check(known),
+                kind,
+                "known_label",
+                _label_check(known),
                 f"is an unknown {kind} label; known spellings: {', '.join(sorted(known))}; "
                 f"add it under dataset.labels.{kind} in the config",
                 f"the {kind} label is missing; every row needs one",
@@ -163,7 +167,8 @@ def validate(data: pd.DataFrame, rules: list[_Rule], order: list[str]) -> pd.Dat
         reasons[(rule.column, rule.check)] = rule
     schema = pa.DataFrameSchema(
         {column: pa.Column(None, checks, nullable=True) for column, checks in by_column.items()},
-        strict=False, coerce=False,
+        strict=False,
+        coerce=False,
     )
     empty = pd.DataFrame({c: pd.Series(dtype="object") for c in FAILURE_COLUMNS})
     try:
@@ -213,7 +218,11 @@ def failures_to_findings(
         key = CHECK_POLICY[r.check]
         stop = key is None or policy[key] == "stop"
         finding = Finding(
-            layout.file, int(r.row), layout.lab.get(r.column, r.column), r.value, r.reason,
+            layout.file,
+            int(r.row),
+            layout.lab.get(r.column, r.column),
+            r.value,
+            r.reason,
             STOP if stop else REPAIR_ACTION[r.check],
         )
         (stops if stop else repairs).append(finding)
@@ -262,11 +271,16 @@ def one_row_per_session(
         first_row = copies.groupby(content, dropna=False, sort=False)[SOURCE_ROW].transform("first")
         stop = policy["exact_duplicate_rows"] == "stop"
         for row, original, patient, session in zip(
-            copies.loc[exact, SOURCE_ROW], first_row[exact[exact].index],
-            copies.loc[exact, "patient"], copies.loc[exact, "session"],
+            copies.loc[exact, SOURCE_ROW],
+            first_row[exact[exact].index],
+            copies.loc[exact, "patient"],
+            copies.loc[exact, "session"],
         ):
             finding = Finding(
-                file, int(row), None, None,
+                file,
+                int(row),
+                None,
+                None,
                 f"the row is an exact duplicate of row {int(original)} (patient {patient}, session {session})",
                 STOP if stop else "dropped (earlier row kept)",
             )
@@ -301,8 +315,12 @@ def one_row_per_session(
                     f"{patient} and session {session}; columns that differ: {listed}"
                 )
             finding = Finding(
-                file, int(row), layout.lab.get(column, column), None if pd.isna(value) else _shown(value),
-                reason, STOP if stop else "dropped (earlier row kept)",
+                file,
+                int(row),
+                layout.lab.get(column, column),
+                None if pd.isna(value) else _shown(value),
+                reason,
+                STOP if stop else "dropped (earlier row kept)",
             )
             (stops if stop else repairs).append(finding)
         data = data.loc[~data.duplicated(subset=keys, keep="first")]
@@ -330,7 +348,10 @@ def therapist_switches(
     findings = []
     at_change = data.loc[changed].drop_duplicates("patient")
     for row, patient, session, therapist, earlier in zip(
-        at_change[SOURCE_ROW], at_change["patient"], at_change["session"], at_change["therapist"],
+        at_change[SOURCE_ROW],
+        at_change["patient"],
+        at_change["session"],
+        at_change["therapist"],
         first[at_change.index],
     ):
         reason = f"is a change of therapist for patient {patient} (from '{earlier}', at session {session})"
@@ -342,7 +363,11 @@ def therapist_switches(
             )
         findings.append(
             Finding(
-                layout.file, int(row), layout.lab["therapist"], str(therapist), reason,
+                layout.file,
+                int(row),
+                layout.lab["therapist"],
+                str(therapist),
+                reason,
                 STOP if stop else "kept and flagged (therapist_switch)",
             )
         )
@@ -368,7 +393,10 @@ def patients_table(
     parsed = {c: parse_numbers(data[c]) for c in layout.numbers}
     rules = [
         _Rule(
-            "patient", "present", _is_present, "",
+            "patient",
+            "present",
+            _is_present,
+            "",
             "the patient id is missing; every row of the patients file needs one",
         )
     ] + _number_rules(layout.numbers, parsed)
@@ -386,7 +414,10 @@ def patients_table(
         for index in data.index[twice]:
             stops.append(
                 Finding(
-                    layout.file, int(data.at[index, SOURCE_ROW]), layout.lab["patient"], str(data.at[index, "patient"]),
+                    layout.file,
+                    int(data.at[index, SOURCE_ROW]),
+                    layout.lab["patient"],
+                    str(data.at[index, "patient"]),
                     f"is listed twice in the patients file (first at row {int(first_row[index])}); "
                     "the file needs one row per patient",
                     STOP,
@@ -399,4 +430,3 @@ def patients_table(
         data["age"] = ages.rename("age")
         repairs += topcoded
     return data.loc[listed & ~twice], repairs, stops
-

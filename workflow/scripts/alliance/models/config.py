@@ -224,8 +224,14 @@ def check_models(config: dict[str, Any]) -> None:
                     raise ModelConfigError(f"{where}.strata.by: {col!r} has no labels in dataset.labels")
             strata(model, labels)
         _check_lagged_keys(model, fixed_cols)
-    lagged = [m for m in enabled if m["outcome"].endswith("_next") and any(
-        str(t).startswith("alliance_") and t.split(":")[0].endswith("within_patient") for t in m.get("fixed", []))]
+    lagged = [
+        m
+        for m in enabled
+        if m["outcome"].endswith("_next")
+        and any(
+            str(t).startswith("alliance_") and t.split(":")[0].endswith("within_patient") for t in m.get("fixed", [])
+        )
+    ]
     reverse = [m for m in enabled if m["outcome"].startswith("alliance") and m["outcome"].endswith("_next")]
     if lagged and not reverse:
         raise ModelConfigError(

@@ -127,9 +127,21 @@ def rm_corr(data: pd.DataFrame, x: str, y: str, subject: str) -> pd.DataFrame:
     pval = float(2 * scipy.stats.t.sf(abs(t), dof)) if math.isfinite(t) else math.nan
     lo, hi = fisher_ci(r, dof + 2)
     return pd.DataFrame(
-        [{"statistic": "r_within", "x": x, "y": y, "r": r, "ci_low": lo, "ci_high": hi, "df": float(dof),
-          "p": pval, "n_obs": float(n), "n_subjects": float(p),
-          "method": "repeated-measures correlation (Bakdash & Marusich 2017): r of subject-mean-centred x and y"}]
+        [
+            {
+                "statistic": "r_within",
+                "x": x,
+                "y": y,
+                "r": r,
+                "ci_low": lo,
+                "ci_high": hi,
+                "df": float(dof),
+                "p": pval,
+                "n_obs": float(n),
+                "n_subjects": float(p),
+                "method": "repeated-measures correlation (Bakdash & Marusich 2017): r of subject-mean-centred x and y",
+            }
+        ]
     )
 
 
@@ -156,9 +168,21 @@ def person_mean_r(data: pd.DataFrame, x: str, y: str, subject: str) -> pd.DataFr
         r, pval = math.nan, math.nan
     lo, hi = fisher_ci(r, p)
     return pd.DataFrame(
-        [{"statistic": "r_between", "x": x, "y": y, "r": r, "ci_low": lo, "ci_high": hi, "df": float(p - 2),
-          "p": pval, "n_obs": float(len(d)), "n_subjects": float(p),
-          "method": "Pearson r of subject means (each subject weight 1)"}]
+        [
+            {
+                "statistic": "r_between",
+                "x": x,
+                "y": y,
+                "r": r,
+                "ci_low": lo,
+                "ci_high": hi,
+                "df": float(p - 2),
+                "p": pval,
+                "n_obs": float(len(d)),
+                "n_subjects": float(p),
+                "method": "Pearson r of subject means (each subject weight 1)",
+            }
+        ]
     )
 
 
@@ -180,8 +204,16 @@ def r_from_t(estimate: float, se: float, df: float) -> pd.DataFrame:
         return tt / math.sqrt(tt * tt + df) if math.isfinite(tt) and df > 0 else math.nan
 
     return pd.DataFrame(
-        [{"t": t, "df": float(df), "r": conv(t), "r_ci_low": conv(t - Z_975), "r_ci_high": conv(t + Z_975),
-          "method": "r = t / sqrt(t^2 + df); CI from t -/+ 1.96"}]
+        [
+            {
+                "t": t,
+                "df": float(df),
+                "r": conv(t),
+                "r_ci_low": conv(t - Z_975),
+                "r_ci_high": conv(t + Z_975),
+                "method": "r = t / sqrt(t^2 + df); CI from t -/+ 1.96",
+            }
+        ]
     )
 
 
@@ -239,8 +271,19 @@ def standardised_beta_within(
     else:
         raise ValueError("method must be 'person' or 'pooled'")
     return pd.DataFrame(
-        [{"statistic": "beta_std_within", "x": x, "y": y, "estimate": estimate, "sd_x": sdx, "sd_y": sdy,
-          "beta_std": value, "n_subjects": float(n_used), "method": text}]
+        [
+            {
+                "statistic": "beta_std_within",
+                "x": x,
+                "y": y,
+                "estimate": estimate,
+                "sd_x": sdx,
+                "sd_y": sdy,
+                "beta_std": value,
+                "n_subjects": float(n_used),
+                "method": text,
+            }
+        ]
     )
 
 
@@ -263,9 +306,19 @@ def standardised_beta_between(data: pd.DataFrame, x: str, y: str, estimate: floa
     sdx, sdy = float(means[x].std(ddof=1)), float(means[y].std(ddof=1))
     value = estimate * sdx / sdy if sdy > 0 else math.nan
     return pd.DataFrame(
-        [{"statistic": "beta_std_between", "x": x, "y": y, "estimate": estimate, "sd_x": sdx, "sd_y": sdy,
-          "beta_std": value, "n_subjects": float(len(means)),
-          "method": f"b * SD of {unit} means of x / SD of {unit} means of y"}]
+        [
+            {
+                "statistic": "beta_std_between",
+                "x": x,
+                "y": y,
+                "estimate": estimate,
+                "sd_x": sdx,
+                "sd_y": sdy,
+                "beta_std": value,
+                "n_subjects": float(len(means)),
+                "method": f"b * SD of {unit} means of x / SD of {unit} means of y",
+            }
+        ]
     )
 
 
@@ -303,9 +356,17 @@ def r2_nakagawa(fixed_part: np.ndarray, variance_components: pd.DataFrame, data:
         var_r += v
     total = var_f + var_r + resid
     return pd.DataFrame(
-        [{"r2_marginal": var_f / total, "r2_conditional": (var_f + var_r) / total, "var_fixed": var_f,
-          "var_random": var_r, "var_residual": resid, "random_parts": "; ".join(parts),
-          "method": "Nakagawa & Schielzeth (2013); random slopes: Johnson (2014) mean z' Sigma z"}]
+        [
+            {
+                "r2_marginal": var_f / total,
+                "r2_conditional": (var_f + var_r) / total,
+                "var_fixed": var_f,
+                "var_random": var_r,
+                "var_residual": resid,
+                "random_parts": "; ".join(parts),
+                "method": "Nakagawa & Schielzeth (2013); random slopes: Johnson (2014) mean z' Sigma z",
+            }
+        ]
     )
 
 
@@ -335,8 +396,15 @@ def icc(variance_components: pd.DataFrame) -> pd.DataFrame:
         outer = str(r.group).split(":")[:-1]
         above = sum(x["icc"] for x in rows if x["group"] in {":".join(outer[: k + 1]) for k in range(len(outer))})
         cumulative = share + above
-        rows.append({"group": str(r.group), "variance": float(r.variance), "icc": share, "icc_cumulative": cumulative,
-                     "total_variance": total})
+        rows.append(
+            {
+                "group": str(r.group),
+                "variance": float(r.variance),
+                "icc": share,
+                "icc_cumulative": cumulative,
+                "total_variance": total,
+            }
+        )
     return pd.DataFrame(rows, columns=["group", "variance", "icc", "icc_cumulative", "total_variance"])
 
 
@@ -378,8 +446,16 @@ def mean_reliability(variance_components: pd.DataFrame, data: pd.DataFrame) -> p
         lam = tau_t / (tau_t + error)
         rows.append(("therapist", len(n_t), lam))
     return pd.DataFrame(
-        [{"level": lv, "n_units": float(n), "mean": float(lam.mean()), "min": float(lam.min()), "max": float(lam.max())}
-         for lv, n, lam in rows],
+        [
+            {
+                "level": lv,
+                "n_units": float(n),
+                "mean": float(lam.mean()),
+                "min": float(lam.min()),
+                "max": float(lam.max()),
+            }
+            for lv, n, lam in rows
+        ],
         columns=["level", "n_units", "mean", "min", "max"],
     )
 

@@ -148,8 +148,13 @@ def _mixed_rows(model: dict[str, Any], table: pd.DataFrame, truth: dict[str, flo
     result = fit(spec_from_config(model), frame)
     fixed = result.fixed.set_index("term")
     rows = [
-        {"model": model["name"], "term": term, "parameter": path, "truth": truth[path],
-         **{k: float(fixed.loc[term, k]) for k in ("estimate", "se", "ci_low", "ci_high")}}
+        {
+            "model": model["name"],
+            "term": term,
+            "parameter": path,
+            "truth": truth[path],
+            **{k: float(fixed.loc[term, k]) for k in ("estimate", "se", "ci_low", "ci_high")},
+        }
         for term, path in estimands(model).items()
     ]
     return rows, list(result.flags)
@@ -162,15 +167,21 @@ def _riclpm_rows(model: dict[str, Any], table: pd.DataFrame, truth: dict[str, fl
     result = fit_riclpm(wide, int(model["waves"]), constrain_paths=constrained, cluster=model.get("cluster"))
     names = ("alpha", "beta", "gamma", "delta") if constrained else ()
     rows = [
-        {"model": model["name"], "term": name, "parameter": name, "truth": truth[name],
-         **{k: float(result.parameters.loc[name, k]) for k in ("estimate", "se", "ci_low", "ci_high")}}
+        {
+            "model": model["name"],
+            "term": name,
+            "parameter": name,
+            "truth": truth[name],
+            **{k: float(result.parameters.loc[name, k]) for k in ("estimate", "se", "ci_low", "ci_high")},
+        }
         for name in names
     ]
     return rows, list(result.flags)
 
 
-def replicate(models: list[dict[str, Any]], seed: np.random.SeedSequence, params: ProcessParams = STUDY_PARAMS
-              ) -> pd.DataFrame:
+def replicate(
+    models: list[dict[str, Any]], seed: np.random.SeedSequence, params: ProcessParams = STUDY_PARAMS
+) -> pd.DataFrame:
     """One replication: simulate a trial, fit every model; one row per model and estimated path, with flags."""
     long, truth = simulate_trial(params, np.random.default_rng(seed))
     table = analysis_table(long)
@@ -208,8 +219,15 @@ def lagged_recovery_study(
     summary.insert(0, "model", parts[0])
     summary.insert(1, "term", parts[1])
     summary.insert(2, "parameter", parts[2])
-    summary.attrs.update({"replications": replications, "seed": seed, "n_patients": N_PATIENTS,
-                          "n_therapists": N_THERAPISTS, "sessions": params.n_sessions})
+    summary.attrs.update(
+        {
+            "replications": replications,
+            "seed": seed,
+            "n_patients": N_PATIENTS,
+            "n_therapists": N_THERAPISTS,
+            "sessions": params.n_sessions,
+        }
+    )
     return summary, table
 
 

@@ -68,8 +68,7 @@ def expand_term(term: str, names: list[str], categorical: dict[str, str]) -> lis
     """
     parts = term.split(":")
     patterns = [
-        re.compile(re.escape(p) + r"\[T\..+\]$") if p in categorical else re.compile(re.escape(p) + "$")
-        for p in parts
+        re.compile(re.escape(p) + r"\[T\..+\]$") if p in categorical else re.compile(re.escape(p) + "$") for p in parts
     ]
     out = []
     for name in names:
@@ -156,11 +155,16 @@ def simple_slopes(
                 if missing:
                     raise KeyError(f"simple slope of {t} in {m}={level}: no coefficient(s) {missing}")
                 c = result.contrast(weights)
-                rows.append({
-                    "moderator": m, "level": level, "term": t, **c,
-                    "weights": "; ".join(f"{k} x {v:.6g}" for k, v in weights.items()),
-                    "n_obs": int(len(in_level)),
-                    "n_patients": int(in_level["patient"].nunique()) if "patient" in in_level else 0,
-                    "n_therapists": int(in_level["therapist"].nunique()) if "therapist" in in_level else 0,
-                })
+                rows.append(
+                    {
+                        "moderator": m,
+                        "level": level,
+                        "term": t,
+                        **c,
+                        "weights": "; ".join(f"{k} x {v:.6g}" for k, v in weights.items()),
+                        "n_obs": int(len(in_level)),
+                        "n_patients": int(in_level["patient"].nunique()) if "patient" in in_level else 0,
+                        "n_therapists": int(in_level["therapist"].nunique()) if "therapist" in in_level else 0,
+                    }
+                )
     return pd.DataFrame(rows)

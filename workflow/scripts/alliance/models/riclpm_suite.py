@@ -73,8 +73,13 @@ def riclpm_wide(model: dict[str, Any], analysis: pd.DataFrame) -> tuple[pd.DataF
         )
     sessions = list(range(1, waves + 1))
     wide = riclpm_long_to_wide(
-        analysis, patient="patient", session="session", x=variables["alliance"], y=variables["symptoms"],
-        waves=waves, sessions=sessions,
+        analysis,
+        patient="patient",
+        session="session",
+        x=variables["alliance"],
+        y=variables["symptoms"],
+        waves=waves,
+        sessions=sessions,
     )
     if cluster:
         ordered = analysis.sort_values(["patient", "session"], kind="stable")
@@ -92,7 +97,8 @@ def riclpm_wide(model: dict[str, Any], analysis: pd.DataFrame) -> tuple[pd.DataF
         "observed_alliance_by_wave": observed[[f"x{t}" for t in sessions]].sum().astype(int).tolist(),
         "observed_symptoms_by_wave": observed[[f"y{t}" for t in sessions]].sum().astype(int).tolist(),
         "cluster": (
-            f"cluster-robust SEs over {cluster} (value at each patient's first session)" if cluster
+            f"cluster-robust SEs over {cluster} (value at each patient's first session)"
+            if cluster
             else "none: model-based SEs"
         ),
         "missing_data": "FIML over every patient with at least one observed wave (missing at random assumed)",
@@ -130,8 +136,17 @@ def _fit_indices(name: str, fits: dict[str, RICLPMResult], reported: str) -> pd.
     for paths in sorted(fits, key=lambda p: p != reported):
         fit = fits[paths]
         info = {key: getattr(fit, key) for key in FIT_INFO}
-        rows.append({"model": name, "paths": paths, "reported": paths == reported, "waves": fit.waves, **info,
-                     **fit.fit_indices, "flags": _flag_text(fit.flags)})
+        rows.append(
+            {
+                "model": name,
+                "paths": paths,
+                "reported": paths == reported,
+                "waves": fit.waves,
+                **info,
+                **fit.fit_indices,
+                "flags": _flag_text(fit.flags),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -150,16 +165,20 @@ def _long_run(name: str, constrained: RICLPMResult, x: str, y: str) -> pd.DataFr
 def _constraint_test(name: str, fits: dict[str, RICLPMResult]) -> pd.DataFrame:
     """constraint_test.csv: the likelihood-ratio test of equal lagged paths over waves."""
     test = compare_constraint(fits["free"], fits["constrained"])
-    return pd.DataFrame([{
-        "model": name,
-        "test": "lagged paths equal over waves (constrained) against free per wave",
-        "chisq_diff": test["chisq_diff"],
-        "df_diff": test["df_diff"],
-        "p": test["p"],
-        "loglik_constrained": fits["constrained"].loglik,
-        "loglik_free": fits["free"].loglik,
-        "flags": _flag_text(test["flags"]),
-    }])
+    return pd.DataFrame(
+        [
+            {
+                "model": name,
+                "test": "lagged paths equal over waves (constrained) against free per wave",
+                "chisq_diff": test["chisq_diff"],
+                "df_diff": test["df_diff"],
+                "p": test["p"],
+                "loglik_constrained": fits["constrained"].loglik,
+                "loglik_free": fits["free"].loglik,
+                "flags": _flag_text(test["flags"]),
+            }
+        ]
+    )
 
 
 def fit_riclpm_model(model: dict[str, Any], analysis: pd.DataFrame) -> dict[str, Any]:
@@ -200,8 +219,12 @@ def fit_riclpm_model(model: dict[str, Any], analysis: pd.DataFrame) -> dict[str,
         ),
         "sample": record,
         "fits": {
-            paths: {**{key: getattr(f, key) for key in FIT_INFO}, "flags": f.flags, "notes": f.notes,
-                    "fit_indices": f.fit_indices}
+            paths: {
+                **{key: getattr(f, key) for key in FIT_INFO},
+                "flags": f.flags,
+                "notes": f.notes,
+                "fit_indices": f.fit_indices,
+            }
             for paths, f in fits.items()
         },
         "constraint_test": tables["constraint_test"].drop(columns=["model"]).to_dict(orient="records")[0],
@@ -211,7 +234,8 @@ def fit_riclpm_model(model: dict[str, Any], analysis: pd.DataFrame) -> dict[str,
             p: [float(v) for v in values] for p, values in primary.std_all_by_wave.items() if _path_meaning(p, x, y)
         },
         "definitions": {
-            "x": x, "y": y,
+            "x": x,
+            "y": y,
             **{key: text.format(x=x, y=y) for key, text in PATH_MEANINGS.items()},
             "long_run": "(I - B)^-1 of the constrained fit, B = [[alpha, beta], [gamma, delta]]; x->y = gamma / det",
         },

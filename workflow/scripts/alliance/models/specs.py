@@ -53,10 +53,15 @@ def spec_dict(spec: ModelSpec) -> dict[str, Any]:
     [{'group': 'g', 'slopes': [], 'correlated': True, 'nested_in': None}]
     """
     return {
-        "name": spec.name, "outcome": spec.outcome, "fixed": list(spec.fixed),
-        "random": [{"group": r.group, "slopes": list(r.slopes), "correlated": r.correlated, "nested_in": r.nested_in}
-                   for r in spec.random],
-        "categorical": [list(c) for c in spec.categorical], "reml": spec.reml,
+        "name": spec.name,
+        "outcome": spec.outcome,
+        "fixed": list(spec.fixed),
+        "random": [
+            {"group": r.group, "slopes": list(r.slopes), "correlated": r.correlated, "nested_in": r.nested_in}
+            for r in spec.random
+        ],
+        "categorical": [list(c) for c in spec.categorical],
+        "reml": spec.reml,
     }
 
 

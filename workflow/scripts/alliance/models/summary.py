@@ -24,7 +24,17 @@ from alliance.models.config import STRATUM_ALL, strata
 __all__ = ["ALLIANCE_EFFECTS_COLUMNS", "ALLIANCE_ASSESSMENT", "summarise_effects", "read_effect_tables"]
 
 ALLIANCE_EFFECTS_COLUMNS = [
-    "level", "label", "term", "estimate", "se", "r", "r_ci_low", "r_ci_high", "n_patients", "n_therapists", "flags",
+    "level",
+    "label",
+    "term",
+    "estimate",
+    "se",
+    "r",
+    "r_ci_low",
+    "r_ci_high",
+    "n_patients",
+    "n_therapists",
+    "flags",
 ]
 
 #: when the alliance of a patient-level predictor was assessed (effect_sizes' alliance_assessment)
@@ -97,8 +107,18 @@ def _common(context: dict[str, Any]) -> dict[str, str]:
 
 
 def _meta_row(
-    model: dict[str, Any], level: str, subgroup: str, term: str, role: str, estimate: float, se: float,
-    r: dict[str, Any], method: str, counts: dict[str, int], flags: str, common: dict[str, str],
+    model: dict[str, Any],
+    level: str,
+    subgroup: str,
+    term: str,
+    role: str,
+    estimate: float,
+    se: float,
+    r: dict[str, Any],
+    method: str,
+    counts: dict[str, int],
+    flags: str,
+    common: dict[str, str],
 ) -> dict[str, Any]:
     """One effect_sizes row: r with its SE and Fisher z (n = df + 2), d, N and the measures."""
     df = r.get("df", math.nan)
@@ -106,19 +126,33 @@ def _meta_row(
     n_eff = df + 2 if math.isfinite(df) else math.nan
     ok = math.isfinite(rr) and abs(rr) < 1 and n_eff > 3
     return {
-        "model": model["name"], "model_label": model.get("label", model["name"]), "level": level,
-        "subgroup": subgroup, "term": term, "role": role,
-        "predictor": term, "outcome": model["outcome"], "design": _design_of(model),
+        "model": model["name"],
+        "model_label": model.get("label", model["name"]),
+        "level": level,
+        "subgroup": subgroup,
+        "term": term,
+        "role": role,
+        "predictor": term,
+        "outcome": model["outcome"],
+        "design": _design_of(model),
         "alliance_assessment": _assessment(term) if term.startswith("alliance") else "",
-        "estimate": estimate, "se_estimate": se, "r": rr,
-        "r_ci_low": r.get("r_ci_low", math.nan), "r_ci_high": r.get("r_ci_high", math.nan),
+        "estimate": estimate,
+        "se_estimate": se,
+        "r": rr,
+        "r_ci_low": r.get("r_ci_low", math.nan),
+        "r_ci_high": r.get("r_ci_high", math.nan),
         "se": (1 - rr * rr) / math.sqrt(n_eff - 1) if ok else math.nan,
         "fisher_z": math.atanh(rr) if ok else math.nan,
         "se_fisher_z": 1 / math.sqrt(n_eff - 3) if ok else math.nan,
         "d": fx.d_from_r(rr)["d"].iloc[0] if math.isfinite(rr) else math.nan,
-        "df": df, "n": n_eff, "r_method": method,
-        "n_obs": counts["n_obs"], "n_patients": counts["n_patients"], "n_therapists": counts["n_therapists"],
-        **common, "flags": flags,
+        "df": df,
+        "n": n_eff,
+        "r_method": method,
+        "n_obs": counts["n_obs"],
+        "n_patients": counts["n_patients"],
+        "n_therapists": counts["n_therapists"],
+        **common,
+        "flags": flags,
     }
 
 
@@ -132,25 +166,47 @@ def _model_rows(model: dict[str, Any], effects: pd.DataFrame, common: dict[str, 
         if term in moderated:
             continue
         sub = effects[effects["term"] == term]
-        for stat, method in (("r_from_t", "r-equivalent of the model coefficient, r = t / sqrt(t^2 + df)"),
-                             ("r_within", "repeated-measures correlation (descriptive, unadjusted)"),
-                             ("r_between", "correlation of unit means (descriptive, unadjusted)")):
+        for stat, method in (
+            ("r_from_t", "r-equivalent of the model coefficient, r = t / sqrt(t^2 + df)"),
+            ("r_within", "repeated-measures correlation (descriptive, unadjusted)"),
+            ("r_between", "correlation of unit means (descriptive, unadjusted)"),
+        ):
             hit = sub[sub["statistic"] == stat]
             if hit.empty:
                 continue
             h = hit.iloc[0]
-            r = {"r": float(h["value"]), "r_ci_low": float(h["ci_low"]), "r_ci_high": float(h["ci_high"]),
-                 "df": float(h["df"])}
-            rows.append(_meta_row(model, "overall", "all patients", term, role,
-                                  float(h["estimate"]) if stat == "r_from_t" else math.nan,
-                                  float(h["se"]) if stat == "r_from_t" else math.nan, r, method, _counts(h),
-                                  h["flags"], common))
+            r = {
+                "r": float(h["value"]),
+                "r_ci_low": float(h["ci_low"]),
+                "r_ci_high": float(h["ci_high"]),
+                "df": float(h["df"]),
+            }
+            rows.append(
+                _meta_row(
+                    model,
+                    "overall",
+                    "all patients",
+                    term,
+                    role,
+                    float(h["estimate"]) if stat == "r_from_t" else math.nan,
+                    float(h["se"]) if stat == "r_from_t" else math.nan,
+                    r,
+                    method,
+                    _counts(h),
+                    h["flags"],
+                    common,
+                )
+            )
     return rows
 
 
 def _stratum_rows(
-    model: dict[str, Any], focal: list[str], prefix: str, stratum_effects: dict[str, dict[str, pd.DataFrame]],
-    labels: dict[str, list[str]], common: dict[str, str],
+    model: dict[str, Any],
+    focal: list[str],
+    prefix: str,
+    stratum_effects: dict[str, dict[str, pd.DataFrame]],
+    labels: dict[str, list[str]],
+    common: dict[str, str],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(forest rows, effect_sizes rows) of the stratum fits: ``all`` is the overall row, every other
     stratum a ``stratum`` row; strata without a table are skipped."""
@@ -171,15 +227,38 @@ def _stratum_rows(
             h = hit.iloc[0]
             counts = _counts(h)
             r = _r_row(float(h["estimate"]), float(h["se"]), roles[term], **counts)
-            forest.append({"level": level, "label": prefix + label, "term": term, "estimate": h["estimate"],
-                           "se": h["se"], "r": r["r"], "r_ci_low": r["r_ci_low"], "r_ci_high": r["r_ci_high"],
-                           "n_patients": counts["n_patients"], "n_therapists": counts["n_therapists"],
-                           "flags": h["flags"]})
-            meta.append(_meta_row(model, level, label.lower() if level == "overall" else label, term, roles[term],
-                                  float(h["estimate"]), float(h["se"]), r,
-                                  "r-equivalent of the coefficient of the model without moderators"
-                                  + (" within the stratum" if level == "stratum" else ", every patient"),
-                                  counts, h["flags"], common))
+            forest.append(
+                {
+                    "level": level,
+                    "label": prefix + label,
+                    "term": term,
+                    "estimate": h["estimate"],
+                    "se": h["se"],
+                    "r": r["r"],
+                    "r_ci_low": r["r_ci_low"],
+                    "r_ci_high": r["r_ci_high"],
+                    "n_patients": counts["n_patients"],
+                    "n_therapists": counts["n_therapists"],
+                    "flags": h["flags"],
+                }
+            )
+            meta.append(
+                _meta_row(
+                    model,
+                    level,
+                    label.lower() if level == "overall" else label,
+                    term,
+                    roles[term],
+                    float(h["estimate"]),
+                    float(h["se"]),
+                    r,
+                    "r-equivalent of the coefficient of the model without moderators"
+                    + (" within the stratum" if level == "stratum" else ", every patient"),
+                    counts,
+                    h["flags"],
+                    common,
+                )
+            )
     return forest, meta
 
 
@@ -196,13 +275,37 @@ def _slope_rows(
             continue
         counts = {k: int(s[k]) for k in COUNTS}
         r = _r_row(float(s["estimate"]), float(s["se"]), roles[s["term"]], **counts)
-        forest.append({"level": s["moderator"], "label": prefix + str(s["level"]), "term": s["term"],
-                       "estimate": s["estimate"], "se": s["se"], "r": r["r"], "r_ci_low": r["r_ci_low"],
-                       "r_ci_high": r["r_ci_high"], "n_patients": counts["n_patients"],
-                       "n_therapists": counts["n_therapists"], "flags": s["flags"]})
-        meta.append(_meta_row(model, s["moderator"], str(s["level"]), s["term"], roles[s["term"]],
-                              float(s["estimate"]), float(s["se"]), r,
-                              "r-equivalent of the simple slope of the moderated model", counts, s["flags"], common))
+        forest.append(
+            {
+                "level": s["moderator"],
+                "label": prefix + str(s["level"]),
+                "term": s["term"],
+                "estimate": s["estimate"],
+                "se": s["se"],
+                "r": r["r"],
+                "r_ci_low": r["r_ci_low"],
+                "r_ci_high": r["r_ci_high"],
+                "n_patients": counts["n_patients"],
+                "n_therapists": counts["n_therapists"],
+                "flags": s["flags"],
+            }
+        )
+        meta.append(
+            _meta_row(
+                model,
+                s["moderator"],
+                str(s["level"]),
+                s["term"],
+                roles[s["term"]],
+                float(s["estimate"]),
+                float(s["se"]),
+                r,
+                "r-equivalent of the simple slope of the moderated model",
+                counts,
+                s["flags"],
+                common,
+            )
+        )
     return forest, meta
 
 
@@ -251,8 +354,12 @@ def summarise_effects(
             forest += rows[0]
             meta += rows[1]
     alliance_effects = pd.DataFrame(forest, columns=ALLIANCE_EFFECTS_COLUMNS)
-    alliance_effects = alliance_effects.assign(_o=alliance_effects["level"].map(LEVEL_ORDER).fillna(9)).sort_values(
-        ["term", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    alliance_effects = (
+        alliance_effects.assign(_o=alliance_effects["level"].map(LEVEL_ORDER).fillna(9))
+        .sort_values(["term", "_o"], kind="stable")
+        .drop(columns="_o")
+        .reset_index(drop=True)
+    )
     effect_sizes = pd.DataFrame(meta)
     return {"alliance_effects": alliance_effects, "effect_sizes": effect_sizes}
 

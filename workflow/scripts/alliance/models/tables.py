@@ -96,8 +96,14 @@ def _random_effects_table(run: ModelRun) -> pd.DataFrame:
     """random_effects.csv: the BLUPs with their conditional SDs."""
     re_ = run.result.random_effects
     out = pd.DataFrame(
-        {"model": run.spec.name, "group": re_["group"], "level": re_["level"].astype(str), "term": re_["term"],
-         "value": re_["value"], "sd": re_["cond_sd"]}
+        {
+            "model": run.spec.name,
+            "group": re_["group"],
+            "level": re_["level"].astype(str),
+            "term": re_["term"],
+            "value": re_["value"],
+            "sd": re_["cond_sd"],
+        }
     )
     out["flags"] = _flag_text(run.flags)
     return out
@@ -124,8 +130,25 @@ def _residuals_table(run: ModelRun) -> pd.DataFrame:
 
 
 CONTRAST_COLUMNS = [
-    "model", "kind", "name", "label", "moderator", "level", "term", "estimate", "se", "statistic", "df", "p",
-    "ci_low", "ci_high", "detail", "n_obs", "n_patients", "n_therapists", "flags",
+    "model",
+    "kind",
+    "name",
+    "label",
+    "moderator",
+    "level",
+    "term",
+    "estimate",
+    "se",
+    "statistic",
+    "df",
+    "p",
+    "ci_low",
+    "ci_high",
+    "detail",
+    "n_obs",
+    "n_patients",
+    "n_therapists",
+    "flags",
 ]
 
 
@@ -143,30 +166,56 @@ def _contrasts_table(run: ModelRun) -> pd.DataFrame:
                     f"models.{model['name']}.contrasts.{c['name']}: no coefficient(s) {missing}; coefficients: {names}"
                 )
             est = res.contrast({k: float(v) for k, v in c["weights"].items()})
-            rows.append({"kind": "contrast", "name": c["name"], "label": c.get("label", c["name"]), **est,
-                         "detail": " ".join(f"{v:+g} x {k}" for k, v in c["weights"].items())})
+            rows.append(
+                {
+                    "kind": "contrast",
+                    "name": c["name"],
+                    "label": c.get("label", c["name"]),
+                    **est,
+                    "detail": " ".join(f"{v:+g} x {k}" for k, v in c["weights"].items()),
+                }
+            )
         for t in model.get("tests", []):
             coefs = [n for term in t["terms"] for n in expand_term(term, names, cats)]
             if not coefs:
                 raise ModelConfigError(f"models.{model['name']}.tests.{t['name']}: no coefficients match {t['terms']}")
             w = res.wald_test(coefs)
-            rows.append({"kind": "wald", "name": t["name"], "label": t.get("label", t["name"]), **w,
-                         "detail": "; ".join(coefs)})
+            rows.append(
+                {"kind": "wald", "name": t["name"], "label": t.get("label", t["name"]), **w, "detail": "; ".join(coefs)}
+            )
         mod = model.get("moderation")
         if mod:
             for r in wald_blocks(res, mod, cats).to_dict(orient="records"):
-                rows.append({"kind": "wald", "name": f"interaction: {r['block']}",
-                             "label": f"Omnibus Wald test, {r['block']}",
-                             "moderator": r["moderator"], "term": r["term"], "statistic": r["statistic"], "df": r["df"],
-                             "p": r["p"], "detail": r["coefficients"]})
+                rows.append(
+                    {
+                        "kind": "wald",
+                        "name": f"interaction: {r['block']}",
+                        "label": f"Omnibus Wald test, {r['block']}",
+                        "moderator": r["moderator"],
+                        "term": r["term"],
+                        "statistic": r["statistic"],
+                        "df": r["df"],
+                        "p": r["p"],
+                        "detail": r["coefficients"],
+                    }
+                )
             levels = {m: run.model.get("_levels", {}).get(m, []) for m in mod["by"]}
             for r in simple_slopes(res, run.used, mod, cats, levels).to_dict(orient="records"):
-                rows.append({"kind": "simple_slope", "name": f"{r['term']} | {r['moderator']} = {r['level']}",
-                             "label": f"Slope of {r['term']} in {r['moderator']} {r['level']}",
-                             "moderator": r["moderator"], "level": r["level"], "term": r["term"],
-                             **{k: r[k] for k in ("estimate", "se", "statistic", "p", "ci_low", "ci_high")},
-                             "detail": r["weights"], "n_obs": r["n_obs"], "n_patients": r["n_patients"],
-                             "n_therapists": r["n_therapists"]})
+                rows.append(
+                    {
+                        "kind": "simple_slope",
+                        "name": f"{r['term']} | {r['moderator']} = {r['level']}",
+                        "label": f"Slope of {r['term']} in {r['moderator']} {r['level']}",
+                        "moderator": r["moderator"],
+                        "level": r["level"],
+                        "term": r["term"],
+                        **{k: r[k] for k in ("estimate", "se", "statistic", "p", "ci_low", "ci_high")},
+                        "detail": r["weights"],
+                        "n_obs": r["n_obs"],
+                        "n_patients": r["n_patients"],
+                        "n_therapists": r["n_therapists"],
+                    }
+                )
     out = pd.DataFrame(rows, columns=CONTRAST_COLUMNS)
     out["model"] = run.spec.name
     out["flags"] = _flag_text(run.flags)
@@ -174,8 +223,22 @@ def _contrasts_table(run: ModelRun) -> pd.DataFrame:
 
 
 EFFECT_COLUMNS = [
-    "model", "statistic", "term", "role", "group", "estimate", "se", "value", "ci_low", "ci_high", "df",
-    "n_obs", "n_patients", "n_therapists", "method", "flags",
+    "model",
+    "statistic",
+    "term",
+    "role",
+    "group",
+    "estimate",
+    "se",
+    "value",
+    "ci_low",
+    "ci_high",
+    "df",
+    "n_obs",
+    "n_patients",
+    "n_therapists",
+    "method",
+    "flags",
 ]
 
 
@@ -198,16 +261,38 @@ def _focal_effects(run: ModelRun) -> list[dict[str, Any]]:
         r = fx.r_from_t(est, se, df).iloc[0]
         at_reference = ""
         if term in moderated:
-            at_reference = "; a moderated term: its coefficient is the slope at the reference levels (" + ", ".join(
-                f"{c} = {lv}" for c, lv in run.spec.categorical if c in moderated[term]) + ")"
-        rows.append({**base, "statistic": "r_from_t", "estimate": est, "se": se, "value": r["r"],
-                     "ci_low": r["r_ci_low"], "ci_high": r["r_ci_high"], "df": df,
-                     "method": f"{r['method']}; df = {fx.ROLES[role]}{at_reference}"})
+            at_reference = (
+                "; a moderated term: its coefficient is the slope at the reference levels ("
+                + ", ".join(f"{c} = {lv}" for c, lv in run.spec.categorical if c in moderated[term])
+                + ")"
+            )
+        rows.append(
+            {
+                **base,
+                "statistic": "r_from_t",
+                "estimate": est,
+                "se": se,
+                "value": r["r"],
+                "ci_low": r["r_ci_low"],
+                "ci_high": r["r_ci_high"],
+                "df": df,
+                "method": f"{r['method']}; df = {fx.ROLES[role]}{at_reference}",
+            }
+        )
         d = fx.d_from_r(r["r"]).iloc[0]
-        rows.append({**base, "statistic": "d_from_r", "estimate": est, "se": se, "value": d["d"],
-                     "ci_low": fx.d_from_r(r["r_ci_low"])["d"].iloc[0],
-                     "ci_high": fx.d_from_r(r["r_ci_high"])["d"].iloc[0],
-                     "df": df, "method": "d = 2r / sqrt(1 - r^2) of the r-equivalent"})
+        rows.append(
+            {
+                **base,
+                "statistic": "d_from_r",
+                "estimate": est,
+                "se": se,
+                "value": d["d"],
+                "ci_low": fx.d_from_r(r["r_ci_low"])["d"].iloc[0],
+                "ci_high": fx.d_from_r(r["r_ci_high"])["d"].iloc[0],
+                "df": df,
+                "method": "d = 2r / sqrt(1 - r^2) of the r-equivalent",
+            }
+        )
         if role == "within_patient" and "patient" in used:
             b = fx.standardised_beta_within(used, term, y, est, "patient").iloc[0]
             desc = fx.rm_corr(used, term, y, "patient").iloc[0]
@@ -217,10 +302,20 @@ def _focal_effects(run: ModelRun) -> list[dict[str, Any]]:
                 continue
             b = fx.standardised_beta_between(used, term, y, est, unit).iloc[0]
             desc = fx.person_mean_r(used, term, y, unit).iloc[0]
-        rows.append({**base, "statistic": "beta_std", "estimate": est, "se": se, "value": b["beta_std"],
-                     "method": b["method"]})
-        rows.append({**base, "statistic": desc["statistic"], "value": desc["r"], "ci_low": desc["ci_low"],
-                     "ci_high": desc["ci_high"], "df": desc["df"], "method": desc["method"]})
+        rows.append(
+            {**base, "statistic": "beta_std", "estimate": est, "se": se, "value": b["beta_std"], "method": b["method"]}
+        )
+        rows.append(
+            {
+                **base,
+                "statistic": desc["statistic"],
+                "value": desc["r"],
+                "ci_low": desc["ci_low"],
+                "ci_high": desc["ci_high"],
+                "df": desc["df"],
+                "method": desc["method"],
+            }
+        )
     return rows
 
 
@@ -233,19 +328,39 @@ def _model_effects(run: ModelRun) -> list[dict[str, Any]]:
     vc = res.variance_components
     r2 = fx.r2_nakagawa(res.fitted["fitted_marginal"].to_numpy(), vc, used).iloc[0]
     for stat in ("r2_marginal", "r2_conditional"):
-        rows.append({"statistic": stat, "value": r2[stat],
-                     "method": f"{r2['method']}; random parts {r2['random_parts']}"})
+        rows.append(
+            {"statistic": stat, "value": r2[stat], "method": f"{r2['method']}; random parts {r2['random_parts']}"}
+        )
     for r in fx.icc(vc).to_dict(orient="records"):
-        rows.append({"statistic": "icc", "group": r["group"], "value": r["icc"],
-                     "method": "intercept variance / (intercept variances + residual)"})
+        rows.append(
+            {
+                "statistic": "icc",
+                "group": r["group"],
+                "value": r["icc"],
+                "method": "intercept variance / (intercept variances + residual)",
+            }
+        )
         if r["icc_cumulative"] != r["icc"]:
-            rows.append({"statistic": "icc_cumulative", "group": r["group"], "value": r["icc_cumulative"],
-                         "method": "this level and the levels above it: correlation of two rows of one unit"})
+            rows.append(
+                {
+                    "statistic": "icc_cumulative",
+                    "group": r["group"],
+                    "value": r["icc_cumulative"],
+                    "method": "this level and the levels above it: correlation of two rows of one unit",
+                }
+            )
     for r in fx.mean_reliability(vc, used).to_dict(orient="records"):
-        rows.append({"statistic": "reliability_of_means", "group": r["level"], "value": r["mean"], "ci_low": r["min"],
-                     "ci_high": r["max"], "n_obs": r["n_units"],
-                     "method": "mean lambda over units (ci_low/ci_high: min/max), "
-                               "lambda = tau^2 / (tau^2 + error / n)"})
+        rows.append(
+            {
+                "statistic": "reliability_of_means",
+                "group": r["level"],
+                "value": r["mean"],
+                "ci_low": r["min"],
+                "ci_high": r["max"],
+                "n_obs": r["n_units"],
+                "method": "mean lambda over units (ci_low/ci_high: min/max), lambda = tau^2 / (tau^2 + error / n)",
+            }
+        )
     return rows
 
 
@@ -300,8 +415,13 @@ def _fit_json(run: ModelRun, label: str, context: dict[str, Any], tables: dict[s
     if run.result is not None:
         summary = run.result.to_dict()
     else:
-        summary = {"spec": spec_dict(run.spec), "fixed": [], "vcov": {"terms": [], "matrix": []},
-                   "variance_components": [], "fit": {"model": run.spec.name, "not_fitted": run.error}}
+        summary = {
+            "spec": spec_dict(run.spec),
+            "fixed": [],
+            "vcov": {"terms": [], "matrix": []},
+            "variance_components": [],
+            "fit": {"model": run.spec.name, "not_fitted": run.error},
+        }
     summary["label"] = label
     summary["lme4_formula"] = to_lme4_formula(run.spec)
     summary["flags"] = list(run.flags)

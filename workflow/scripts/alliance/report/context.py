@@ -64,7 +64,9 @@ def contextual_contrast(fit: dict[str, Any]) -> dict[str, Any] | None:
 
 def model_statistic(fit: dict[str, Any], statistic: str) -> dict[str, float]:
     """One statistic the model stage wrote per group (fit.json ``effects``, e.g. 'icc'): group -> value."""
-    return {e["group"]: e["value"] for e in (fit.get("effects") or []) if e.get("statistic") == statistic and e.get("group")}
+    return {
+        e["group"]: e["value"] for e in (fit.get("effects") or []) if e.get("statistic") == statistic and e.get("group")
+    }
 
 
 def therapist_mean_reliability(analysis: pd.DataFrame) -> dict[str, float] | None:
@@ -84,16 +86,28 @@ def therapist_mean_reliability(analysis: pd.DataFrame) -> dict[str, float] | Non
     """
     if not {"alliance", "patient", "therapist"} <= set(analysis.columns):
         return None
-    pm = analysis.groupby(analysis["patient"].astype(str)).agg(alliance=("alliance", "mean"), therapist=("therapist", "first"))
-    means = pd.DataFrame({"therapist": pm["therapist"].astype(str).to_numpy(),
-                          "alliance": pd.to_numeric(pm["alliance"], errors="coerce").to_numpy(dtype=float)})
+    pm = analysis.groupby(analysis["patient"].astype(str)).agg(
+        alliance=("alliance", "mean"), therapist=("therapist", "first")
+    )
+    means = pd.DataFrame(
+        {
+            "therapist": pm["therapist"].astype(str).to_numpy(),
+            "alliance": pd.to_numeric(pm["alliance"], errors="coerce").to_numpy(dtype=float),
+        }
+    )
     tau2, sigma2 = variance_split_anova(means, "alliance", patient="therapist")
     if pd.isna(tau2):
         return None
     n_patients = means.dropna().groupby("therapist")["alliance"].size()
     lam = person_mean_reliability(n_patients, tau2, sigma2) if tau2 > 0 else pd.Series(0.0, index=n_patients.index)
-    return {"mean": float(lam.mean()), "min": float(lam.min()), "max": float(lam.max()), "tau2": float(tau2), "sigma2": float(sigma2),
-            "groups": len(n_patients)}
+    return {
+        "mean": float(lam.mean()),
+        "min": float(lam.min()),
+        "max": float(lam.max()),
+        "tau2": float(tau2),
+        "sigma2": float(sigma2),
+        "groups": len(n_patients),
+    }
 
 
 def alliance_reliability(summary: dict[str, Any], analysis: pd.DataFrame) -> dict[str, Any]:
@@ -109,8 +123,9 @@ def alliance_reliability(summary: dict[str, Any], analysis: pd.DataFrame) -> dic
 # --------------------------------------------------------------------------- benchmark and effects
 
 
-def benchmark_position(r: float | None, ci_low: float | None, ci_high: float | None,
-                       benchmark: dict[str, Any]) -> tuple[str, bool | None]:
+def benchmark_position(
+    r: float | None, ci_low: float | None, ci_high: float | None, benchmark: dict[str, Any]
+) -> tuple[str, bool | None]:
     """Where an r (with symptom improvement) lies relative to the benchmark's CI (config
     ``report.benchmark``: 'inside', 'above', 'below'), and whether its own CI overlaps the
     benchmark's (None if unknown).
@@ -138,7 +153,8 @@ def effects_rows(effects: pd.DataFrame | None, benchmark: dict[str, Any]) -> lis
         r["ci_low_improvement"] = None if r.get("r_ci_high") is None else -float(r["r_ci_high"])
         r["ci_high_improvement"] = None if r.get("r_ci_low") is None else -float(r["r_ci_low"])
         r["position"], r["overlap"] = benchmark_position(
-            r["r_improvement"], r["ci_low_improvement"], r["ci_high_improvement"], benchmark)
+            r["r_improvement"], r["ci_low_improvement"], r["ci_high_improvement"], benchmark
+        )
         rows.append(r)
     return rows
 
@@ -157,7 +173,9 @@ def suite_effects(effect_sizes: pd.DataFrame | None) -> list[dict[str, Any]]:
         sign = -1.0 if flip else 1.0
         r["r_shown"] = None if r.get("r") is None else sign * float(r["r"])
         lo, hi = r.get("r_ci_low"), r.get("r_ci_high")
-        r["ci_shown"] = (None, None) if lo is None or hi is None else tuple(sorted((sign * float(lo), sign * float(hi))))
+        r["ci_shown"] = (
+            (None, None) if lo is None or hi is None else tuple(sorted((sign * float(lo), sign * float(hi))))
+        )
         rows.append(r)
     return rows
 
@@ -165,21 +183,37 @@ def suite_effects(effect_sizes: pd.DataFrame | None) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- models
 
 
-def order_suite(fits: list[dict[str, Any]], fixed: list[pd.DataFrame], variance: list[pd.DataFrame],
-                comparison: pd.DataFrame, model_order: list[str] | None) -> tuple[list, list, list, pd.DataFrame]:
+def order_suite(
+    fits: list[dict[str, Any]],
+    fixed: list[pd.DataFrame],
+    variance: list[pd.DataFrame],
+    comparison: pd.DataFrame,
+    model_order: list[str] | None,
+) -> tuple[list, list, list, pd.DataFrame]:
     """The fits, their tables and the comparison table in the analyst's order of the suite
     (config ``models``), not the file order; unchanged without ``model_order``."""
     if not model_order:
         return fits, fixed, variance, comparison
     rank = {n: k for k, n in enumerate(model_order)}
     order = sorted(range(len(fits)), key=lambda k: rank.get(fits[k].get("spec", {}).get("name"), len(rank)))
-    comparison = comparison.assign(_rank=comparison["model"].map(rank).fillna(len(rank))).sort_values(
-        "_rank", kind="stable").drop(columns="_rank")
+    comparison = (
+        comparison.assign(_rank=comparison["model"].map(rank).fillna(len(rank)))
+        .sort_values("_rank", kind="stable")
+        .drop(columns="_rank")
+    )
     return [fits[k] for k in order], [fixed[k] for k in order], [variance[k] for k in order], comparison
 
 
-def model_context(fit: dict[str, Any], fixed: pd.DataFrame, variance: pd.DataFrame, *, meaning: dict[str, str],
-                  analysis: pd.DataFrame, patients: pd.DataFrame | None, figures: dict[str, Any]) -> dict[str, Any]:
+def model_context(
+    fit: dict[str, Any],
+    fixed: pd.DataFrame,
+    variance: pd.DataFrame,
+    *,
+    meaning: dict[str, str],
+    analysis: pd.DataFrame,
+    patients: pd.DataFrame | None,
+    figures: dict[str, Any],
+) -> dict[str, Any]:
     """What the report shows of one model: its spec and fit, equations, centring, tables, and
     the statistics the model stage wrote for it (ICCs, R², contrasts, the contextual effect)."""
     spec, info = fit.get("spec", {}), fit.get("fit", {})
@@ -200,7 +234,9 @@ def model_context(fit: dict[str, Any], fixed: pd.DataFrame, variance: pd.DataFra
         "sample": fit.get("sample") or {},
         "effects": model_effects,
         "contrasts": [dict(c) for c in (fit.get("contrasts") or [])],
-        "r2": {e["statistic"]: e["value"] for e in model_effects if e.get("statistic") in ("r2_marginal", "r2_conditional")},
+        "r2": {
+            e["statistic"]: e["value"] for e in model_effects if e.get("statistic") in ("r2_marginal", "r2_conditional")
+        },
         "name": name,
         "label": fit.get("label") or name,
         "spec": spec,
@@ -214,12 +250,19 @@ def model_context(fit: dict[str, Any], fixed: pd.DataFrame, variance: pd.DataFra
         "has_df": satterthwaite(info) and "df" in fixed.columns,
         "fixed_tests": fixed_tests_text(info),
         "equations": model_equations(
-            spec, patients if data_kind == "patients" and patients is not None else analysis, info.get("n_groups"),
-            roles=config_m.get("roles"), unit="patient" if data_kind == "patients" else "session",
+            spec,
+            patients if data_kind == "patients" and patients is not None else analysis,
+            info.get("n_groups"),
+            roles=config_m.get("roles"),
+            unit="patient" if data_kind == "patients" else "session",
             fitted_formula=info.get("formula_lme4_fitted") or "",
         ),
         "centring": [
-            {"term": t, "meaning": meaning.get(t) or derived.get(t, ""), "role": (config_m.get("roles") or {}).get(t, "")}
+            {
+                "term": t,
+                "meaning": meaning.get(t) or derived.get(t, ""),
+                "role": (config_m.get("roles") or {}).get(t, ""),
+            }
             for t in dict.fromkeys([spec.get("outcome", "")] + [p for t in terms for p in t.split(":")])
         ],
         "fixed": fixed_rows,
@@ -238,16 +281,22 @@ def primary_model_name(names: list[str], fixed: list[pd.DataFrame], primary_mode
     else the first model."""
     if primary_model in names:
         return primary_model
-    return next((n for n, t in zip(names, fixed) if "alliance_within_patient" in set(t["term"])), names[0] if names else None)
+    return next(
+        (n for n, t in zip(names, fixed) if "alliance_within_patient" in set(t["term"])), names[0] if names else None
+    )
 
 
 # --------------------------------------------------------------------------- the whole context
 
 
-def _sample_context(summary: dict[str, Any], flow: pd.DataFrame, findings: pd.DataFrame, table1: pd.DataFrame) -> dict[str, Any]:
+def _sample_context(
+    summary: dict[str, Any], flow: pd.DataFrame, findings: pd.DataFrame, table1: pd.DataFrame
+) -> dict[str, Any]:
     """The sample, cleaning and exclusion parts of the context."""
     findings_by_reason = (
-        findings.groupby(["reason", "action"]).size().rename("count").reset_index().to_dict(orient="records") if len(findings) else []
+        findings.groupby(["reason", "action"]).size().rename("count").reset_index().to_dict(orient="records")
+        if len(findings)
+        else []
     )
     return {
         "summary": summary,
@@ -258,9 +307,14 @@ def _sample_context(summary: dict[str, Any], flow: pd.DataFrame, findings: pd.Da
         "sex_cols": [c for c in table1.columns if c.startswith("sex: ")],
         "age_cols": [c for c in table1.columns if c.startswith("age: ")],
         "reliable_change": summary.get("reliable_change") or {},
-        "alliance_unit": "mean item-score points (1–5 for the WAI-SR)" if summary.get("alliance_score") == "mean" else "total-score points",
-        "outcome_unit": {"pomp": "POMP points (percent of the maximum possible score, 0–100)", "baseline_z": "baseline SD units",
-                         "raw": "raw total-score points"}.get(summary.get("outcome_scale"), str(summary.get("outcome_scale"))),
+        "alliance_unit": "mean item-score points (1–5 for the WAI-SR)"
+        if summary.get("alliance_score") == "mean"
+        else "total-score points",
+        "outcome_unit": {
+            "pomp": "POMP points (percent of the maximum possible score, 0–100)",
+            "baseline_z": "baseline SD units",
+            "raw": "raw total-score points",
+        }.get(summary.get("outcome_scale"), str(summary.get("outcome_scale"))),
     }
 
 
@@ -268,14 +322,19 @@ def _figures_context(figures: dict[str, str | Path], benchmark: dict[str, Any]) 
     """The embedded figures, their captions (as Snakemake's report shows them) and alt texts."""
     return {
         "figures": {name: embed_png(path) for name, path in figures.items()},
-        "captions": {name: caption(name if not name.startswith("diagnostics_") else "diagnostics", params={"benchmark": benchmark})
-                     for name in figures},
+        "captions": {
+            name: caption(
+                name if not name.startswith("diagnostics_") else "diagnostics", params={"benchmark": benchmark}
+            )
+            for name in figures
+        },
         "figure_alt": figure_alt_texts(benchmark),
     }
 
 
-def _provenance_context(config: dict[str, Any], versions: dict[str, str] | None, commit: str | None, run_date: str | None,
-                        pdf_tool: str) -> dict[str, Any]:
+def _provenance_context(
+    config: dict[str, Any], versions: dict[str, str] | None, commit: str | None, run_date: str | None, pdf_tool: str
+) -> dict[str, Any]:
     """The configuration as run, package versions, the workflow's commit and the run date."""
     return {
         "config": config,
@@ -325,14 +384,23 @@ def report_context(
     file (config ``dataset.truth``, read from ``truth_path``) or None."""
     fits, fixed, variance, comparison = order_suite(fits, fixed, variance, comparison, model_order)
     meaning = dict(zip(dictionary.get("column", pd.Series(dtype=str)), dictionary.get("meaning", pd.Series(dtype=str))))
-    models = [model_context(f, fx, vc, meaning=meaning, analysis=analysis, patients=patients, figures=figures)
-              for f, fx, vc in zip(fits, fixed, variance)]
+    models = [
+        model_context(f, fx, vc, meaning=meaning, analysis=analysis, patients=patients, figures=figures)
+        for f, fx, vc in zip(fits, fixed, variance)
+    ]
     primary_name = primary_model_name([m["name"] for m in models], fixed, primary_model)
     primary = next((m for m in models if m["name"] == primary_name), None)
     effects_ctx = effects_rows(effects, benchmark)
     reliability = alliance_reliability(summary, analysis)
-    checklist = reviewer_checklist(fits=fits, summary=summary, config=config, figures=list(figures), effects=effects,
-                                   reliability=reliability, benchmark=benchmark)
+    checklist = reviewer_checklist(
+        fits=fits,
+        summary=summary,
+        config=config,
+        figures=list(figures),
+        effects=effects,
+        reliability=reliability,
+        benchmark=benchmark,
+    )
     return {
         "title": title,
         **_sample_context(summary, flow, findings, table1),
@@ -344,7 +412,9 @@ def report_context(
         "inference": inference_summary(fits),
         "effects": effects_ctx,
         "suite_effects": suite_effects(effect_sizes),
-        "overall_within": next((r for r in effects_ctx if r["level"] == "overall" and r["term"] == "alliance_within_patient"), None),
+        "overall_within": next(
+            (r for r in effects_ctx if r["level"] == "overall" and r["term"] == "alliance_within_patient"), None
+        ),
         "benchmark": benchmark,
         "benchmark_text": benchmark_text(benchmark),
         "benchmarks": published_benchmarks(benchmark),
@@ -353,8 +423,9 @@ def report_context(
         "reliability": reliability,
         "checklist": records(checklist),
         "checklist_frame": checklist,
-        "lagged": lagged_section(fits, fixed, riclpm, configured_riclpm=configured_riclpm, truth=truth,
-                                 truth_path=truth_path, config=config),
+        "lagged": lagged_section(
+            fits, fixed, riclpm, configured_riclpm=configured_riclpm, truth=truth, truth_path=truth_path, config=config
+        ),
         **_figures_context(figures, benchmark),
         **_provenance_context(config, versions, commit, run_date, pdf_tool),
     }

@@ -14,8 +14,12 @@ _INDEX = {"patient": "i", "therapist": "j", "site": "s", "study": "k"}
 _RE_LETTERS = ["u", "v", "w", "r", "q"]
 
 #: the group a role's predictor varies over (alliance.models.suite roles)
-ROLE_GROUP = {"between_patient": "patient", "patient_within_therapist": "patient", "patient_level": "patient",
-              "between_therapist": "therapist"}
+ROLE_GROUP = {
+    "between_patient": "patient",
+    "patient_within_therapist": "patient",
+    "patient_level": "patient",
+    "between_therapist": "therapist",
+}
 
 
 def term_levels(data: pd.DataFrame | None, terms: list[str], groups: list[str]) -> dict[str, int]:
@@ -60,7 +64,9 @@ def _groups_in_order(spec: dict[str, Any], n_groups: dict[str, int] | None) -> l
     return sorted(groups, key=lambda g: -size(g))
 
 
-def _levels_with_roles(levels: dict[str, int], roles: dict[str, str] | None, groups: list[str], unit: str) -> dict[str, int]:
+def _levels_with_roles(
+    levels: dict[str, int], roles: dict[str, str] | None, groups: list[str], unit: str
+) -> dict[str, int]:
     """The levels from the data, overridden by the level each predictor's role states."""
     levels = dict(levels)
     for term, role in (roles or {}).items():
@@ -95,7 +101,9 @@ class _Layout:
 
     def subs(self, level: int) -> str:
         """Subscript of a quantity at a level: the indices of that level and above."""
-        return ("".join(self.index[g] for g in self.groups[level - 2:]) if level >= 2 else self.sub_all).translate(_SUB)
+        return ("".join(self.index[g] for g in self.groups[level - 2 :]) if level >= 2 else self.sub_all).translate(
+            _SUB
+        )
 
 
 def _layout(spec: dict[str, Any], groups: list[str], levels: dict[str, int], unit: str, fitted_formula: str) -> _Layout:
@@ -149,13 +157,24 @@ def _higher_level(lay: _Layout, k: int) -> dict[str, Any]:
     lines = [f"{lhs}{subs} = " + " + ".join(rhs)]
     for s in lay.slopes[g]:
         if s in l1_terms and k == min(j for j, h in enumerate(groups) if s in lay.slopes[h]):
-            higher = [f"{lay.letters[h]}{lay.number[s]}{lay.subs(j + 2)}" for j, h in enumerate(groups) if s in lay.slopes[h] and j > k]
-            lines.append(f"π{lay.number[s]}{lay.subs(2)} = {lay.beta[s]} + {letter}{lay.number[s]}{subs}" + "".join(f" + {x}" for x in higher))
+            higher = [
+                f"{lay.letters[h]}{lay.number[s]}{lay.subs(j + 2)}"
+                for j, h in enumerate(groups)
+                if s in lay.slopes[h] and j > k
+            ]
+            lines.append(
+                f"π{lay.number[s]}{lay.subs(2)} = {lay.beta[s]} + {letter}{lay.number[s]}{subs}"
+                + "".join(f" + {x}" for x in higher)
+            )
     effects = [f"{letter}₀{subs}"] + [f"{letter}{lay.number[s]}{subs}" for s in lay.slopes[g] if s in lay.number]
     if len(effects) == 1:
         lines.append(f"{effects[0]} ~ N(0, τ²[{g}])")
     else:
-        structure = "unstructured covariance (correlated)" if lay.correlated[g] else "independent: diagonal covariance (lme4 ||)"
+        structure = (
+            "unstructured covariance (correlated)"
+            if lay.correlated[g]
+            else "independent: diagonal covariance (lme4 ||)"
+        )
         lines.append(f"({', '.join(effects)}) ~ N(0, T[{g}]), {structure}")
     where = f"{g} {lay.index[g]}" + (f" within {lay.nested[g]}" if g in lay.nested else "")
     return {"level": f"Level {level} ({where})", "lines": lines}

@@ -113,14 +113,18 @@ def fixed_part(data: pd.DataFrame, fixed: pd.DataFrame) -> pd.Series | None:
     return prediction
 
 
-def model_implied_means(data: pd.DataFrame, fixed: pd.DataFrame, outcome: str = "symptoms", by: str = "therapy") -> pd.DataFrame | None:
+def model_implied_means(
+    data: pd.DataFrame, fixed: pd.DataFrame, outcome: str = "symptoms", by: str = "therapy"
+) -> pd.DataFrame | None:
     """Mean of the fixed-effects prediction per group and session, over the rows the
     model could use (outcome and every predictor present)."""
     prediction = fixed_part(data, fixed)
     if prediction is None:
         return None
     used = prediction.notna() & data[outcome].notna()
-    frame = pd.DataFrame({by: data.loc[used, by].astype(str), "session": _floats(data.loc[used, "session"]), "y": prediction[used]})
+    frame = pd.DataFrame(
+        {by: data.loc[used, by].astype(str), "session": _floats(data.loc[used, "session"]), "y": prediction[used]}
+    )
     return frame.groupby([by, "session"], sort=True)["y"].mean().rename("mean").reset_index()
 
 
@@ -170,7 +174,9 @@ def trajectories(
     means = session_means(data, value)
     shown = sample_patients(data, max_patients, seed)
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(1, len(therapies), figsize=(3.1 * len(therapies) + 0.6, 3.4), sharey=True, squeeze=False)
+        figure, axes = plt.subplots(
+            1, len(therapies), figsize=(3.1 * len(therapies) + 0.6, 3.4), sharey=True, squeeze=False
+        )
         for ax, therapy in zip(axes[0], therapies):
             colour = colours[therapy]
             sub = data[data["therapy"].astype(str) == therapy]
@@ -183,7 +189,15 @@ def trajectories(
                     segments.append(xy)
             ax.add_collection(LineCollection(segments, colors="#777777", linewidths=0.5, alpha=0.18, label="_patients"))
             m = means[means["therapy"] == therapy]
-            ax.fill_between(m["session"], m["ci_low"], m["ci_high"], color=colour, alpha=0.30, linewidth=0, label="95% CI of the mean")
+            ax.fill_between(
+                m["session"],
+                m["ci_low"],
+                m["ci_high"],
+                color=colour,
+                alpha=0.30,
+                linewidth=0,
+                label="95% CI of the mean",
+            )
             ax.plot(m["session"], m["mean"], color=colour, lw=2.4, label="mean per session")
             if model_means is not None:
                 mm = model_means[model_means["therapy"] == therapy]
@@ -204,7 +218,12 @@ def trajectories(
 
 #: analysis-table columns :func:`within_between` reads (the step reads only these)
 WITHIN_BETWEEN_COLUMNS = (
-    "patient", "therapy", "alliance", "symptoms", "alliance_within_patient", "symptoms_within_patient",
+    "patient",
+    "therapy",
+    "alliance",
+    "symptoms",
+    "alliance_within_patient",
+    "symptoms_within_patient",
 )
 
 
@@ -227,23 +246,47 @@ def within_between(
         figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
         rows = data.dropna(subset=["alliance_within_patient", "symptoms_within_patient"])
         shown = rows.sample(n=min(max_points, len(rows)), random_state=seed) if len(rows) > max_points else rows
-        left.scatter(shown["alliance_within_patient"], shown["symptoms_within_patient"], s=4, alpha=0.15, color="#555555", linewidths=0)
-        x = np.linspace(rows["alliance_within_patient"].quantile(0.01), rows["alliance_within_patient"].quantile(0.99), 50)
+        left.scatter(
+            shown["alliance_within_patient"],
+            shown["symptoms_within_patient"],
+            s=4,
+            alpha=0.15,
+            color="#555555",
+            linewidths=0,
+        )
+        x = np.linspace(
+            rows["alliance_within_patient"].quantile(0.01), rows["alliance_within_patient"].quantile(0.99), 50
+        )
         if within_slope is not None:
-            left.plot(x, within_slope * x, color=OKABE_ITO[5], lw=2, label=f"model within-patient slope {within_slope:.2f}")
+            left.plot(
+                x, within_slope * x, color=OKABE_ITO[5], lw=2, label=f"model within-patient slope {within_slope:.2f}"
+            )
             left.legend(frameon=False, loc="upper right")
         left.set_xlabel("Alliance, deviation from patient's own mean")
         left.set_ylabel("Symptoms, deviation from patient's own mean")
         left.set_title("Within patients")
-        means = data.groupby("patient").agg(
-            alliance=("alliance", "mean"), symptoms=("symptoms", "mean"), therapy=("therapy", "first")
-        ).dropna()
+        means = (
+            data.groupby("patient")
+            .agg(alliance=("alliance", "mean"), symptoms=("symptoms", "mean"), therapy=("therapy", "first"))
+            .dropna()
+        )
         groups = sorted(means.groupby("therapy"), key=lambda kv: kv[0])
         sampled = any(len(group) > max_patients_per_group for _, group in groups)
         for colour, (therapy, group) in zip(OKABE_ITO, groups):
-            shown_group = group.sample(n=max_patients_per_group, random_state=seed) if len(group) > max_patients_per_group else group
-            right.scatter(shown_group["alliance"], shown_group["symptoms"], s=8, alpha=0.35 if sampled else 0.5,
-                          color=colour, linewidths=0, label=therapy)
+            shown_group = (
+                group.sample(n=max_patients_per_group, random_state=seed)
+                if len(group) > max_patients_per_group
+                else group
+            )
+            right.scatter(
+                shown_group["alliance"],
+                shown_group["symptoms"],
+                s=8,
+                alpha=0.35 if sampled else 0.5,
+                color=colour,
+                linewidths=0,
+                label=therapy,
+            )
             if len(group) > 2:  # zorder: the lines lie over every group's points
                 slope, intercept = np.polyfit(group["alliance"], group["symptoms"], 1)
                 grid = np.linspace(group["alliance"].quantile(0.01), group["alliance"].quantile(0.99), 20)
@@ -290,11 +333,15 @@ def alliance_forest(effects: pd.DataFrame, benchmark: dict) -> plt.Figure:
     terms = [t for t in TERM_LABELS if t in set(rows["term"])] + sorted(set(rows["term"]) - set(TERM_LABELS))
     n_rows = max((rows["term"] == t).sum() for t in terms) if terms else 1
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(1, max(len(terms), 1), figsize=(4.6 * max(len(terms), 1) + 1.2, 0.32 * n_rows + 1.6), squeeze=False)
+        figure, axes = plt.subplots(
+            1, max(len(terms), 1), figsize=(4.6 * max(len(terms), 1) + 1.2, 0.32 * n_rows + 1.6), squeeze=False
+        )
         for ax, term in zip(axes[0], terms):
             sub = rows[rows["term"] == term].reset_index(drop=True)
             y = np.arange(len(sub))[::-1]
-            ax.axvspan(benchmark["ci_low"], benchmark["ci_high"], color=OKABE_ITO[1], alpha=0.25, linewidth=0, label=label)
+            ax.axvspan(
+                benchmark["ci_low"], benchmark["ci_high"], color=OKABE_ITO[1], alpha=0.25, linewidth=0, label=label
+            )
             ax.axvline(benchmark["r"], color=OKABE_ITO[1], lw=1.2)
             ax.axvline(0, color="#888888", lw=0.8)
             colours = [OKABE_ITO[0] if lvl == "overall" else "#333333" for lvl in sub["level"]]
@@ -304,9 +351,13 @@ def alliance_forest(effects: pd.DataFrame, benchmark: dict) -> plt.Figure:
             for yy, xx, c, s, mk in zip(y, sub["r_improvement"], colours, sizes, markers):
                 ax.scatter([xx], [yy], color=c, s=s, marker=mk, zorder=3)
             labels = [
-                f"{LEVELS[lvl]}: {lab}" if lvl != "overall" else "Overall" for lvl, lab in zip(sub["level"], sub["label"])
+                f"{LEVELS[lvl]}: {lab}" if lvl != "overall" else "Overall"
+                for lvl, lab in zip(sub["level"], sub["label"])
             ]
-            labels = [f"{lab} (n = {int(n):,})" if pd.notna(n) else lab for lab, n in zip(labels, sub.get("n_patients", [np.nan] * len(sub)))]
+            labels = [
+                f"{lab} (n = {int(n):,})" if pd.notna(n) else lab
+                for lab, n in zip(labels, sub.get("n_patients", [np.nan] * len(sub)))
+            ]
             ax.set_yticks(y, labels)
             ax.set_ylim(-0.8, len(sub) - 0.2)
             ax.set_xlabel("r between alliance and symptom improvement")
@@ -327,10 +378,14 @@ def _sd_column(frame: pd.DataFrame) -> str | None:
     return None
 
 
-def therapist_caterpillar(random_effects: pd.DataFrame, group: str = "therapist", term: str = "Intercept", title: str = "") -> plt.Figure:
+def therapist_caterpillar(
+    random_effects: pd.DataFrame, group: str = "therapist", term: str = "Intercept", title: str = ""
+) -> plt.Figure:
     """Caterpillar plot: each therapist's random intercept (conditional mode) with a
     95% interval (± 1.96 conditional SD), sorted; intervals that exclude 0 are coloured."""
-    sub = random_effects[(random_effects["group"].astype(str) == group) & (random_effects["term"].astype(str) == term)].copy()
+    sub = random_effects[
+        (random_effects["group"].astype(str) == group) & (random_effects["term"].astype(str) == term)
+    ].copy()
     sub["value"] = _floats(sub["value"])
     sd_col = _sd_column(sub)
     sub["half"] = Z_975 * _floats(sub[sd_col]) if sd_col else np.nan
@@ -399,7 +454,9 @@ def missing_by_session(data: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFra
     )
     out["pct_outcome"] = 100 * out["n_outcome"] / out["n_arm"]
     out["pct_alliance"] = 100 * out["n_alliance"] / out["n_arm"]
-    out["pct_missing_in_treatment"] = 100 * out["n_missing_in_treatment"] / out["n_in_treatment"].where(out["n_in_treatment"] > 0)
+    out["pct_missing_in_treatment"] = (
+        100 * out["n_missing_in_treatment"] / out["n_in_treatment"].where(out["n_in_treatment"] > 0)
+    )
     return out
 
 
@@ -414,8 +471,18 @@ def missing_data(data: pd.DataFrame, patients: pd.DataFrame) -> plt.Figure:
         figure, (left, right) = plt.subplots(1, 2, figsize=(9.4, 3.6))
         for (therapy, condition), arm in table.groupby(["therapy", "condition"], sort=True):
             label = f"{therapy}, {condition} (n = {int(arm['n_arm'].iloc[0]):,})"
-            left.plot(arm["session"], arm["pct_outcome"], color=colours[therapy], ls=styles[condition], lw=1.5, label=label)
-            right.plot(arm["session"], arm["pct_missing_in_treatment"], color=colours[therapy], ls=styles[condition], lw=1.5, marker="o", ms=2.5)
+            left.plot(
+                arm["session"], arm["pct_outcome"], color=colours[therapy], ls=styles[condition], lw=1.5, label=label
+            )
+            right.plot(
+                arm["session"],
+                arm["pct_missing_in_treatment"],
+                color=colours[therapy],
+                ls=styles[condition],
+                lw=1.5,
+                marker="o",
+                ms=2.5,
+            )
         left.set_ylim(0, 102)
         for ax in (left, right):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -455,30 +522,58 @@ def exclusion_flow(flow: pd.DataFrame) -> plt.Figure:
             last = k == n - 1
             ax.add_patch(
                 FancyBboxPatch(
-                    (0.3, y - box_h / 2), box_w, box_h, boxstyle="round,pad=0.02,rounding_size=0.08",
-                    facecolor="#E8F1F8" if last else "#F4F4F4", edgecolor=OKABE_ITO[0] if last else "#555555", lw=1,
+                    (0.3, y - box_h / 2),
+                    box_w,
+                    box_h,
+                    boxstyle="round,pad=0.02,rounding_size=0.08",
+                    facecolor="#E8F1F8" if last else "#F4F4F4",
+                    edgecolor=OKABE_ITO[0] if last else "#555555",
+                    lw=1,
                 )
             )
             counts = f"{_fmt_int(step.rows)} rows · {_fmt_int(step.patients)} patients · {_fmt_int(step.therapists)} therapists"
-            ax.text(0.3 + box_w / 2, y + 0.13, str(step.step).capitalize(), ha="center", va="center", fontsize=8.5, fontweight="bold")
+            ax.text(
+                0.3 + box_w / 2,
+                y + 0.13,
+                str(step.step).capitalize(),
+                ha="center",
+                va="center",
+                fontsize=8.5,
+                fontweight="bold",
+            )
             ax.text(0.3 + box_w / 2, y - 0.16, counts, ha="center", va="center", fontsize=8)
             if k < n - 1:
-                ax.annotate("", xy=(0.3 + box_w / 2, y - 1.15 + box_h / 2), xytext=(0.3 + box_w / 2, y - box_h / 2),
-                            arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1})
-            removed = [int(getattr(step, c, 0) or 0) for c in ("rows_excluded", "patients_excluded", "therapists_excluded")]
+                ax.annotate(
+                    "",
+                    xy=(0.3 + box_w / 2, y - 1.15 + box_h / 2),
+                    xytext=(0.3 + box_w / 2, y - box_h / 2),
+                    arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1},
+                )
+            removed = [
+                int(getattr(step, c, 0) or 0) for c in ("rows_excluded", "patients_excluded", "therapists_excluded")
+            ]
             if any(removed):
                 side_y = y
                 reason = textwrap.fill(str(step.reason) if pd.notna(step.reason) else "", 42)
                 text = f"Excluded: {removed[0]:,} rows, {removed[1]:,} patients, {removed[2]:,} therapists\n{reason}"
                 ax.add_patch(
                     FancyBboxPatch(
-                        (5.6, side_y - box_h / 2), 4.2, box_h, boxstyle="round,pad=0.02,rounding_size=0.08",
-                        facecolor="#FFFFFF", edgecolor=OKABE_ITO[5], lw=1,
+                        (5.6, side_y - box_h / 2),
+                        4.2,
+                        box_h,
+                        boxstyle="round,pad=0.02,rounding_size=0.08",
+                        facecolor="#FFFFFF",
+                        edgecolor=OKABE_ITO[5],
+                        lw=1,
                     )
                 )
                 ax.text(5.7, side_y, text, ha="left", va="center", fontsize=7.5)
-                ax.annotate("", xy=(5.6, side_y), xytext=(0.3 + box_w, side_y),
-                            arrowprops={"arrowstyle": "-|>", "color": OKABE_ITO[5], "lw": 1})
+                ax.annotate(
+                    "",
+                    xy=(5.6, side_y),
+                    xytext=(0.3 + box_w, side_y),
+                    arrowprops={"arrowstyle": "-|>", "color": OKABE_ITO[5], "lw": 1},
+                )
     return figure
 
 
@@ -529,7 +624,9 @@ def model_diagnostics(
     fitted, resid = fitted[keep], resid[keep]
     re_terms = []
     if random_effects is not None and len(random_effects):
-        re_terms = sorted(random_effects[["group", "term"]].astype(str).drop_duplicates().itertuples(index=False, name=None))
+        re_terms = sorted(
+            random_effects[["group", "term"]].astype(str).drop_duplicates().itertuples(index=False, name=None)
+        )
     n_panels = 2 + len(re_terms)
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots(1, n_panels, figsize=(3.1 * n_panels, 3.2), squeeze=False)
@@ -552,7 +649,9 @@ def model_diagnostics(
         ax.set_title("Residuals vs fitted")
         _qq(axes[1], resid, "QQ: residuals")
         for ax, (group, term) in zip(axes[2:], re_terms):
-            values = random_effects[(random_effects["group"].astype(str) == group) & (random_effects["term"].astype(str) == term)]
+            values = random_effects[
+                (random_effects["group"].astype(str) == group) & (random_effects["term"].astype(str) == term)
+            ]
             _qq(ax, _floats(values["value"]), f"QQ: {group} {term}")
         if title:
             figure.suptitle(title, fontsize=9)

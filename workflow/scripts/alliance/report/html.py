@@ -19,7 +19,17 @@ from PIL import Image
 from alliance.report.wording import TEMPLATE_DIR, fmt, fmt_p, fmt_r, pct, wbr
 
 PACKAGES = (
-    "snakemake", "pandas", "numpy", "scipy", "statsmodels", "mixedlm", "pingouin", "matplotlib", "pandera", "pyarrow", "jinja2",
+    "snakemake",
+    "pandas",
+    "numpy",
+    "scipy",
+    "statsmodels",
+    "mixedlm",
+    "pingouin",
+    "matplotlib",
+    "pandera",
+    "pyarrow",
+    "jinja2",
 )
 #: the workflow's checkout (the repository root), whose commit the report names
 WORKFLOW_DIR = Path(__file__).resolve().parents[4]
@@ -35,7 +45,9 @@ def embed_png(path: str | Path, colours: int | None = 256) -> str:
     data = Path(path).read_bytes()
     if colours:
         with Image.open(io.BytesIO(data)) as image:
-            palette = image.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+            palette = image.convert("RGB").quantize(
+                colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+            )
             buffer = io.BytesIO()
             palette.save(buffer, format="PNG", optimize=True)
         data = buffer.getvalue()
@@ -56,9 +68,7 @@ def package_versions() -> dict[str, str]:
 def git_commit(directory: str | Path = WORKFLOW_DIR) -> str:
     """The git commit of the workflow's checkout (not of the working directory), or 'unknown'."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, check=True
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, check=True)
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory, capture_output=True, text=True
         ).stdout.strip()
@@ -71,8 +81,11 @@ def render_html(context: dict[str, Any], template: str = "report.html.j2") -> st
     """Render the report template with a context from ``alliance.report.context.report_context``
     (``template``: another template of workflow/report, e.g. one section, for its tests)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["fmt"] = fmt
     env.filters["p"] = fmt_p

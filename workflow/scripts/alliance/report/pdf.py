@@ -16,8 +16,16 @@ from pathlib import Path
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_MAC = "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--mute-audio",
 )
 INSTALL_HINT = (
     "The PDF of the report is printed by headless Chromium, which was not found. Install it "
@@ -61,8 +69,14 @@ def html_to_pdf(html: str | Path, pdf: str | Path, browser: str | None = None, t
     browser = browser or find_browser()
     html, pdf = Path(html).resolve(), Path(pdf).resolve()
     with tempfile.TemporaryDirectory(prefix="alliance-chromium-") as profile:
-        command = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--no-pdf-header-footer",
-                   f"--print-to-pdf={pdf}", html.as_uri()]
+        command = [
+            browser,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={pdf}",
+            html.as_uri(),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0 or not pdf.exists() or pdf.read_bytes()[:5] != b"%PDF-":
         raise RuntimeError(f"Chromium did not write a PDF (exit {done.returncode}): {done.stderr[-2000:]}")

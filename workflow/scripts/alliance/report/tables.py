@@ -28,11 +28,17 @@ def _distribution(values: pd.Series, categories: list[str]) -> dict[str, float]:
     return {c: 100.0 * counts.get(c, 0) / total if total else math.nan for c in categories}
 
 
-def _table1_row(frame: pd.DataFrame, therapy: str, condition: str, sexes: list[str], bands: list[str]) -> dict[str, Any]:
+def _table1_row(
+    frame: pd.DataFrame, therapy: str, condition: str, sexes: list[str], bands: list[str]
+) -> dict[str, Any]:
     """One row of Table 1: the patients of ``frame`` (one therapy × condition cell, or more)."""
     baseline = pd.to_numeric(frame["symptoms_baseline"], errors="coerce")
     sessions = pd.to_numeric(frame["n_sessions"], errors="coerce")
-    dropout = frame["dropout"].astype("boolean") if "dropout" in frame else pd.Series(pd.NA, index=frame.index, dtype="boolean")
+    dropout = (
+        frame["dropout"].astype("boolean")
+        if "dropout" in frame
+        else pd.Series(pd.NA, index=frame.index, dtype="boolean")
+    )
     out = {
         "therapy": therapy,
         "condition": condition,
@@ -101,8 +107,29 @@ def alliance_terms(fit: dict[str, Any], terms: list[str]) -> dict[str, str]:
     return {t: "" for t in terms if t.startswith(ALLIANCE_PREFIX + "_")}
 
 
-COMPARISON_COLUMNS = ["model", "label", "term", "role", "data", "note", "estimate", "se", "ci_low", "ci_high", "p", "test", "df",
-                      "outcome", "lme4_formula", "method", "n_obs", "n_groups", "converged", "boundary", "flags"]
+COMPARISON_COLUMNS = [
+    "model",
+    "label",
+    "term",
+    "role",
+    "data",
+    "note",
+    "estimate",
+    "se",
+    "ci_low",
+    "ci_high",
+    "p",
+    "test",
+    "df",
+    "outcome",
+    "lme4_formula",
+    "method",
+    "n_obs",
+    "n_groups",
+    "converged",
+    "boundary",
+    "flags",
+]
 
 
 def model_comparison(fits: list[dict[str, Any]], fixed: list[pd.DataFrame]) -> pd.DataFrame:
@@ -120,36 +147,40 @@ def model_comparison(fits: list[dict[str, Any]], fixed: list[pd.DataFrame]) -> p
         for r in table.itertuples(index=False):
             if r.term not in roles:
                 continue
-            rows.append({
-                "model": f.get("spec", {}).get("name", r.model),
-                "label": f.get("label", ""),
-                "term": r.term,
-                "role": roles[r.term],
-                "data": (f.get("sample") or {}).get("data") or config.get("data", "sessions"),
-                "note": f"slope at the reference levels ({reference})" if r.term in moderated and reference else "",
-                "estimate": r.estimate,
-                "se": r.se,
-                "ci_low": r.ci_low,
-                "ci_high": r.ci_high,
-                "p": r.p,
-                "test": test,
-                "df": getattr(r, "df", math.nan) if test == "t" else math.nan,
-                "outcome": f.get("spec", {}).get("outcome", ""),
-                "lme4_formula": f.get("lme4_formula", ""),
-                "method": info.get("method", ""),
-                "n_obs": info.get("n_obs"),
-                "n_groups": _n_groups_text(f),
-                "converged": info.get("converged"),
-                "boundary": info.get("boundary"),
-                "flags": ";".join(f.get("flags") or []) or "none",
-            })
+            rows.append(
+                {
+                    "model": f.get("spec", {}).get("name", r.model),
+                    "label": f.get("label", ""),
+                    "term": r.term,
+                    "role": roles[r.term],
+                    "data": (f.get("sample") or {}).get("data") or config.get("data", "sessions"),
+                    "note": f"slope at the reference levels ({reference})" if r.term in moderated and reference else "",
+                    "estimate": r.estimate,
+                    "se": r.se,
+                    "ci_low": r.ci_low,
+                    "ci_high": r.ci_high,
+                    "p": r.p,
+                    "test": test,
+                    "df": getattr(r, "df", math.nan) if test == "t" else math.nan,
+                    "outcome": f.get("spec", {}).get("outcome", ""),
+                    "lme4_formula": f.get("lme4_formula", ""),
+                    "method": info.get("method", ""),
+                    "n_obs": info.get("n_obs"),
+                    "n_groups": _n_groups_text(f),
+                    "converged": info.get("converged"),
+                    "boundary": info.get("boundary"),
+                    "flags": ";".join(f.get("flags") or []) or "none",
+                }
+            )
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
 # --------------------------------------------------------------------------- instruments
 
 
-def instrument_rows(config: dict[str, Any], registry: dict[str, Any], supplied: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def instrument_rows(
+    config: dict[str, Any], registry: dict[str, Any], supplied: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """One row per configured measure: what it measures here, the instrument, its
     prorating rule (with the registry's note), the citation and whether the registry
     facts were checked against the primary source."""
@@ -159,24 +190,35 @@ def instrument_rows(config: dict[str, Any], registry: dict[str, Any], supplied: 
     rows = []
     for key, measure in (dataset.get("measures") or {}).items():
         inst = registry.get(measure.get("instrument"))
-        role = "alliance" if key == analysis.get("alliance_measure") else (
-            f"primary outcome for {outcome_of[key]}" if key in outcome_of else "secondary measure")
-        row = {"measure": key, "role": role, "instrument": measure.get("instrument"),
-               "rater": measure.get("rater", ""), "timing": measure.get("timing", ""),
-               "supplied": ((supplied or {}).get(key) or {}).get("supplied") or ("total" if "total" in measure else "items")}
+        role = (
+            "alliance"
+            if key == analysis.get("alliance_measure")
+            else (f"primary outcome for {outcome_of[key]}" if key in outcome_of else "secondary measure")
+        )
+        row = {
+            "measure": key,
+            "role": role,
+            "instrument": measure.get("instrument"),
+            "rater": measure.get("rater", ""),
+            "timing": measure.get("timing", ""),
+            "supplied": ((supplied or {}).get(key) or {}).get("supplied")
+            or ("total" if "total" in measure else "items"),
+        }
         if inst is not None:
-            row.update({
-                "name": inst.name,
-                "items": f"{inst.n_items} × {fmt(inst.item_min, 0)}–{fmt(inst.item_max, 0)}",
-                "reverse": ", ".join(str(i) for i in inst.reverse_items) or "none",
-                "higher_is": inst.higher_is,
-                "prorate_max_missing": inst.prorate_max_missing,
-                "prorate_note": " ".join(inst.prorate_note.split()),
-                "citation": citation_text(inst.citation),
-                "checked": inst.checked,
-                "unchecked_fields": ", ".join(inst.unchecked_fields),
-                "notes": " ".join((getattr(inst, "notes", "") or "").split()),
-            })
+            row.update(
+                {
+                    "name": inst.name,
+                    "items": f"{inst.n_items} × {fmt(inst.item_min, 0)}–{fmt(inst.item_max, 0)}",
+                    "reverse": ", ".join(str(i) for i in inst.reverse_items) or "none",
+                    "higher_is": inst.higher_is,
+                    "prorate_max_missing": inst.prorate_max_missing,
+                    "prorate_note": " ".join(inst.prorate_note.split()),
+                    "citation": citation_text(inst.citation),
+                    "checked": inst.checked,
+                    "unchecked_fields": ", ".join(inst.unchecked_fields),
+                    "notes": " ".join((getattr(inst, "notes", "") or "").split()),
+                }
+            )
         rows.append(row)
     return rows
 
@@ -190,11 +232,15 @@ Row = tuple[int, str, str, str]
 
 def _spec_features(fits: list[dict[str, Any]]) -> dict[str, list[str]]:
     """The models of the suite that have each feature a sensitivity analysis varies."""
-    feats: dict[str, list[str]] = {k: [] for k in ("therapist_level", "no_therapist_level", "lagged", "detrended", "early_change", "ml")}
+    feats: dict[str, list[str]] = {
+        k: [] for k in ("therapist_level", "no_therapist_level", "lagged", "detrended", "early_change", "ml")
+    }
     for f in fits:
         spec = f.get("spec", {})
         name = spec.get("name", "?")
-        groups = {t["group"] for t in spec.get("random", [])} | {t.get("nested_in") for t in spec.get("random", []) if t.get("nested_in")}
+        groups = {t["group"] for t in spec.get("random", [])} | {
+            t.get("nested_in") for t in spec.get("random", []) if t.get("nested_in")
+        }
         terms = " ".join(spec.get("fixed", [])) + " " + spec.get("outcome", "")
         feats["therapist_level" if "therapist" in groups else "no_therapist_level"].append(name)
         if "_next" in terms or "_prev" in terms:
@@ -229,28 +275,52 @@ def _items_specification(fits: list[dict[str, Any]], feats: dict[str, list[str]]
     """Items 1-3: equations, random-effects structure, estimation and convergence."""
     names = [f.get("spec", {}).get("name", "?") for f in fits]
     infos = [f.get("fit", {}) for f in fits]
-    rows = [(1, "Equations per level, formula as fitted, centring", "reported",
-             f"Per-level equations, the lme4 formula as fitted and the centring of every predictor are given for all {len(fits)} "
-             f"model(s) ({', '.join(names)}) in the Models section.")]
+    rows = [
+        (
+            1,
+            "Equations per level, formula as fitted, centring",
+            "reported",
+            f"Per-level equations, the lme4 formula as fitted and the centring of every predictor are given for all {len(fits)} "
+            f"model(s) ({', '.join(names)}) in the Models section.",
+        )
+    ]
     simplified = [n for n, i in zip(names, infos) if i.get("simplified")]
-    rows.append((2, "Random-effects structure and why; simplification after non-convergence", "reported",
-                 "Each model's random effects are as configured by the analyst (config `models`), written out per level and as an "
-                 "lme4 formula in section 5. "
-                 + ("Fitted differently from the specification: " + "; ".join(
-                     f"{n} ({i.get('simplification')})" for n, i in zip(names, infos) if i.get("simplified")) + "."
-                    if simplified else "Every model was fitted with the structure specified.")))
+    rows.append(
+        (
+            2,
+            "Random-effects structure and why; simplification after non-convergence",
+            "reported",
+            "Each model's random effects are as configured by the analyst (config `models`), written out per level and as an "
+            "lme4 formula in section 5. "
+            + (
+                "Fitted differently from the specification: "
+                + "; ".join(f"{n} ({i.get('simplification')})" for n, i in zip(names, infos) if i.get("simplified"))
+                + "."
+                if simplified
+                else "Every model was fitted with the structure specified."
+            ),
+        )
+    )
     not_converged = [n for n, i in zip(names, infos) if not i.get("converged")]
     singular = [n for n, i in zip(names, infos) if i.get("boundary")]
     flagged = [f"{n} ({', '.join(f.get('flags'))})" for n, f in zip(names, fits) if f.get("flags")]
-    engines = _grouped({n: f"{i.get('engine', '?')} {i.get('engine_version', '')}".strip() for n, i in zip(names, infos)})
+    engines = _grouped(
+        {n: f"{i.get('engine', '?')} {i.get('engine_version', '')}".strip() for n, i in zip(names, infos)}
+    )
     n_attempts = max((len(i.get("attempts") or []) for i in infos), default=0)
-    rows.append((3, "REML or ML; software and version; optimiser; convergence; singular fits", "reported",
-                 f"Estimation: {_grouped({n: i.get('method', '?') for n, i in zip(names, infos)})}. Engine: {engines}. "
-                 + (f"Optimiser kept (best log-likelihood of {n_attempts} attempts): " if n_attempts > 1 else "Optimiser: ")
-                 + f"{_grouped({n: i.get('optimizer', '?') for n, i in zip(names, infos)})}. "
-                 f"Not converged: {', '.join(not_converged) or 'none'}. Boundary (singular) fits: {', '.join(singular) or 'none'}. "
-                 f"Flags: {'; '.join(flagged) or 'none'}. Likelihood-ratio tests of fixed effects need ML fits: "
-                 + (", ".join(feats["ml"]) if feats["ml"] else "none was fitted with ML, so none is reported.")))
+    rows.append(
+        (
+            3,
+            "REML or ML; software and version; optimiser; convergence; singular fits",
+            "reported",
+            f"Estimation: {_grouped({n: i.get('method', '?') for n, i in zip(names, infos)})}. Engine: {engines}. "
+            + (f"Optimiser kept (best log-likelihood of {n_attempts} attempts): " if n_attempts > 1 else "Optimiser: ")
+            + f"{_grouped({n: i.get('optimizer', '?') for n, i in zip(names, infos)})}. "
+            f"Not converged: {', '.join(not_converged) or 'none'}. Boundary (singular) fits: {', '.join(singular) or 'none'}. "
+            f"Flags: {'; '.join(flagged) or 'none'}. Likelihood-ratio tests of fixed effects need ML fits: "
+            + (", ".join(feats["ml"]) if feats["ml"] else "none was fitted with ML, so none is reported."),
+        )
+    )
     return rows
 
 
@@ -261,35 +331,53 @@ def _item_degrees_of_freedom(fits: list[dict[str, Any]], summary: dict[str, Any]
     t_models, z_models = split_by_test(names, infos)
     answer = f"Fixed-effect tests: {_grouped({n: i.get('df_method', '?') for n, i in zip(names, infos)})}. "
     if t_models:
-        answer += (f"Small-sample df: yes, Satterthwaite df for {', '.join(t_models)} (t tests; p values and CIs from the "
-                   "t distribution). ")
+        answer += (
+            f"Small-sample df: yes, Satterthwaite df for {', '.join(t_models)} (t tests; p values and CIs from the "
+            "t distribution). "
+        )
     if z_models:
-        answer += (f"Small-sample df: no, for {', '.join(z_models)} (Wald z: the engine gives no Satterthwaite or "
-                   f"Kenward–Roger df); with {summary.get('therapists')} therapists, z tests of therapist-level effects may "
-                   "overstate significance. ")
+        answer += (
+            f"Small-sample df: no, for {', '.join(z_models)} (Wald z: the engine gives no Satterthwaite or "
+            f"Kenward–Roger df); with {summary.get('therapists')} therapists, z tests of therapist-level effects may "
+            "overstate significance. "
+        )
     answer += "Contrasts, simple slopes and tests of several coefficients are Wald z / χ² with every engine. No bootstrap in this run."
     return (4, "Degrees-of-freedom method, or bootstrap", "reported" if t_models and not z_models else "partly", answer)
 
 
 def _item_variance(fits: list[dict[str, Any]], reliability: dict[str, Any]) -> Row:
     """Item 5: ICCs and the reliability of means, as the model and intake stages wrote them."""
-    icc_parts = [f"{n}: " + ", ".join(f"{e['group']} {pct(e['value'])}%" for e in es)
-                 for n, es in _model_statistics(fits, "icc").items()]
+    icc_parts = [
+        f"{n}: " + ", ".join(f"{e['group']} {pct(e['value'])}%" for e in es)
+        for n, es in _model_statistics(fits, "icc").items()
+    ]
     rel = []
     if reliability.get("patient"):
         r = reliability["patient"]
-        rel.append(f"patient means of alliance λ mean {fmt(r['mean'], 2)} (range {fmt(r['min'], 2)}–{fmt(r['max'], 2)})")
+        rel.append(
+            f"patient means of alliance λ mean {fmt(r['mean'], 2)} (range {fmt(r['min'], 2)}–{fmt(r['max'], 2)})"
+        )
     if reliability.get("therapist"):
         r = reliability["therapist"]
-        rel.append(f"therapist means of patient alliance means λ mean {fmt(r['mean'], 2)} (range {fmt(r['min'], 2)}–{fmt(r['max'], 2)})")
+        rel.append(
+            f"therapist means of patient alliance means λ mean {fmt(r['mean'], 2)} (range {fmt(r['min'], 2)}–{fmt(r['max'], 2)})"
+        )
     model_rel = _model_statistics(fits, "reliability_of_means")
     if model_rel:
-        rel.append("of the models' group means: " + "; ".join(
-            f"{n}: " + ", ".join(f"{e['group']} {fmt(e['value'], 2)}" for e in es) for n, es in model_rel.items()))
-    return (5, "Variance components with CIs; ICCs; reliability of person and therapist means", "partly",
-            "Variance components are reported for every model, without CIs (no profile or bootstrap CIs in this run). "
-            f"ICCs (intercept variance shares): {'; '.join(icc_parts) or 'none'}. "
-            f"Reliability (λ): {'; '.join(rel) or 'not estimable'}.")
+        rel.append(
+            "of the models' group means: "
+            + "; ".join(
+                f"{n}: " + ", ".join(f"{e['group']} {fmt(e['value'], 2)}" for e in es) for n, es in model_rel.items()
+            )
+        )
+    return (
+        5,
+        "Variance components with CIs; ICCs; reliability of person and therapist means",
+        "partly",
+        "Variance components are reported for every model, without CIs (no profile or bootstrap CIs in this run). "
+        f"ICCs (intercept variance shares): {'; '.join(icc_parts) or 'none'}. "
+        f"Reliability (λ): {'; '.join(rel) or 'not estimable'}.",
+    )
 
 
 def _items_sample(fits: list[dict[str, Any]], summary: dict[str, Any], config: dict[str, Any]) -> list[Row]:
@@ -297,42 +385,70 @@ def _items_sample(fits: list[dict[str, Any]], summary: dict[str, Any], config: d
     names = [f.get("spec", {}).get("name", "?") for f in fits]
     ppt = summary.get("patients_per_therapist", {})
     spp = summary.get("sessions_per_patient", {})
-    sizes = (6, "Sample sizes per level", "reported",
-             f"{summary.get('therapists')} therapists; {summary.get('patients')} patients; patients per therapist mean "
-             f"{fmt(ppt.get('mean'), 1)} (range {ppt.get('min')}–{ppt.get('max')}); sessions per patient mean {fmt(spp.get('mean'), 1)} "
-             f"(range {spp.get('min')}–{spp.get('max')}); rows used per model: "
-             + "; ".join(f"{n} {f.get('fit', {}).get('n_obs')}" for n, f in zip(names, fits)) + ".")
+    sizes = (
+        6,
+        "Sample sizes per level",
+        "reported",
+        f"{summary.get('therapists')} therapists; {summary.get('patients')} patients; patients per therapist mean "
+        f"{fmt(ppt.get('mean'), 1)} (range {ppt.get('min')}–{ppt.get('max')}); sessions per patient mean {fmt(spp.get('mean'), 1)} "
+        f"(range {spp.get('min')}–{spp.get('max')}); rows used per model: "
+        + "; ".join(f"{n} {f.get('fit', {}).get('n_obs')}" for n, f in zip(names, fits))
+        + ".",
+    )
     miss = summary.get("missing_share", {})
-    dropout_def = summary.get("dropout_definition") or (config.get("cleaning") or {}).get("dropout_definition", "end_reason")
-    missing = (7, "Missing data: share per variable and session, dropout definition and rate per arm, handling, MAR, sensitivity",
-               "partly",
-               f"Share of session rows missing: alliance {pct(miss.get('alliance'), 2)}%, outcome "
-               f"{pct(miss.get('symptoms'), 2)}% (by session and arm: missing-data figure). Dropout definition: "
-               f"`{dropout_def}`; overall rate {pct(summary.get('dropout_rate'))}%, per arm in Table 1. "
-               "Handling: each model uses the sessions with every model variable present (listwise by row); (RE)ML uses all available "
-               "sessions of every patient, which is valid if missingness is at random given the model's variables (MAR). "
-               "No sensitivity analysis for missing-not-at-random data in this run.")
+    dropout_def = summary.get("dropout_definition") or (config.get("cleaning") or {}).get(
+        "dropout_definition", "end_reason"
+    )
+    missing = (
+        7,
+        "Missing data: share per variable and session, dropout definition and rate per arm, handling, MAR, sensitivity",
+        "partly",
+        f"Share of session rows missing: alliance {pct(miss.get('alliance'), 2)}%, outcome "
+        f"{pct(miss.get('symptoms'), 2)}% (by session and arm: missing-data figure). Dropout definition: "
+        f"`{dropout_def}`; overall rate {pct(summary.get('dropout_rate'))}%, per arm in Table 1. "
+        "Handling: each model uses the sessions with every model variable present (listwise by row); (RE)ML uses all available "
+        "sessions of every patient, which is valid if missingness is at random given the model's variables (MAR). "
+        "No sensitivity analysis for missing-not-at-random data in this run.",
+    )
     return [sizes, missing]
 
 
-def _items_checks_and_effects(fits: list[dict[str, Any]], figures: list[str], effects: pd.DataFrame | None,
-                              benchmark: dict[str, Any]) -> list[Row]:
+def _items_checks_and_effects(
+    fits: list[dict[str, Any]], figures: list[str], effects: pd.DataFrame | None, benchmark: dict[str, Any]
+) -> list[Row]:
     """Items 8-9: diagnostic plots and effect sizes."""
     diag = [f.removeprefix("diagnostics_") for f in figures if f.startswith("diagnostics_")]
-    checks = (8, "Assumption checks: residual plots, normality of random effects, influential therapists and patients",
-              "partly" if diag else "not in this run",
-              (f"Residuals against fitted values and QQ plots of residuals and random effects for: {', '.join(diag)}. " if diag else
-               "No residuals or random effects were written by the model stage, so no diagnostic plots. ")
-              + "Influence diagnostics (leave-one-therapist-out) are not in this run.")
+    checks = (
+        8,
+        "Assumption checks: residual plots, normality of random effects, influential therapists and patients",
+        "partly" if diag else "not in this run",
+        (
+            f"Residuals against fitted values and QQ plots of residuals and random effects for: {', '.join(diag)}. "
+            if diag
+            else "No residuals or random effects were written by the model stage, so no diagnostic plots. "
+        )
+        + "Influence diagnostics (leave-one-therapist-out) are not in this run.",
+    )
     beta_std, r2 = _model_statistics(fits, "beta_std"), _model_statistics(fits, "r2_marginal")
     has_r = (effects is not None and len(effects) > 0) or bool(_model_statistics(fits, "r_from_t"))
-    sizes = (9, "Effect sizes: raw and standardised β, r-equivalents, R²", "reported" if has_r and beta_std and r2 else "partly",
-             "Raw β with 95% CIs for every model. "
-             + ("r-equivalents (r from t) of the alliance coefficients, and per therapy, condition and stratum beside the benchmark "
-                f"r = {fmt_r(benchmark['r'])}. " if has_r else "No r-equivalents: the effects stage did not run. ")
-             + (f"Standardised β for: {', '.join(beta_std)}. " if beta_std else "Standardised β not computed in this run. ")
-             + (f"Marginal and conditional R² (Nakagawa & Schielzeth) for: {', '.join(r2)}." if r2
-                else "Marginal/conditional R² not computed in this run."))
+    sizes = (
+        9,
+        "Effect sizes: raw and standardised β, r-equivalents, R²",
+        "reported" if has_r and beta_std and r2 else "partly",
+        "Raw β with 95% CIs for every model. "
+        + (
+            "r-equivalents (r from t) of the alliance coefficients, and per therapy, condition and stratum beside the benchmark "
+            f"r = {fmt_r(benchmark['r'])}. "
+            if has_r
+            else "No r-equivalents: the effects stage did not run. "
+        )
+        + (f"Standardised β for: {', '.join(beta_std)}. " if beta_std else "Standardised β not computed in this run. ")
+        + (
+            f"Marginal and conditional R² (Nakagawa & Schielzeth) for: {', '.join(r2)}."
+            if r2
+            else "Marginal/conditional R² not computed in this run."
+        ),
+    )
     return [checks, sizes]
 
 
@@ -340,15 +456,21 @@ def _item_sensitivity(fits: list[dict[str, Any]], feats: dict[str, list[str]]) -
     """Item 10: which sensitivity analyses the suite covers."""
     names = [f.get("spec", {}).get("name", "?") for f in fits]
     sens = [
-        ("detrended alliance", feats["detrended"]), ("lagged-outcome specification", feats["lagged"]),
-        ("with the therapist level", feats["therapist_level"]), ("without the therapist level", feats["no_therapist_level"]),
+        ("detrended alliance", feats["detrended"]),
+        ("lagged-outcome specification", feats["lagged"]),
+        ("with the therapist level", feats["therapist_level"]),
+        ("without the therapist level", feats["no_therapist_level"]),
         ("adjusted for early change", feats["early_change"]),
     ]
     done = [f"{what} ({', '.join(ms)})" for what, ms in sens if ms]
     missing = [what for what, ms in sens if not ms] + ["outliers (winsorised alliance)", "rater", "completers vs all"]
-    return (10, "Sensitivity analyses", "partly" if len(fits) > 1 else "not in this run",
-            f"Models in the suite: {', '.join(names)} (the table 'How the main estimate moves' compares their alliance coefficients). "
-            f"Covered: {'; '.join(done) or 'none'}. Not in this run: {', '.join(missing)}.")
+    return (
+        10,
+        "Sensitivity analyses",
+        "partly" if len(fits) > 1 else "not in this run",
+        f"Models in the suite: {', '.join(names)} (the table 'How the main estimate moves' compares their alliance coefficients). "
+        f"Covered: {'; '.join(done) or 'none'}. Not in this run: {', '.join(missing)}.",
+    )
 
 
 def reviewer_checklist(

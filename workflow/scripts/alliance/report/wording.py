@@ -24,45 +24,56 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "report"
 #: Published benchmarks (methods.md §1) besides the configured one (config ``report.benchmark``),
 #: shown beside the run's own estimates; the configured benchmark is the second row.
 PUBLISHED_BENCHMARKS_BEFORE = [
-    {"source": "Horvath, Del Re, Flückiger & Symonds (2011), Psychotherapy 48(1):9–16",
-     "data": "190 data sources, > 14,000 treatments", "result": "alliance–outcome r = .275 [.25, .30]"},
+    {
+        "source": "Horvath, Del Re, Flückiger & Symonds (2011), Psychotherapy 48(1):9–16",
+        "data": "190 data sources, > 14,000 treatments",
+        "result": "alliance–outcome r = .275 [.25, .30]",
+    },
 ]
 PUBLISHED_BENCHMARKS_AFTER = [
-    {"source": "Flückiger et al. (2020), J Couns Psychol 67(6):706–711",
-     "data": "60 samples, 6,061 patients", "result": "adjusted for intake and concurrent processes: r = .23 to .31"},
-    {"source": "Johns, Barkham, Kellett & Saxon (2019), Clin Psychol Rev 67:78–93",
-     "data": "20 studies", "result": "therapist share of outcome variance: weighted mean 5% (trials 8.2%)"},
+    {
+        "source": "Flückiger et al. (2020), J Couns Psychol 67(6):706–711",
+        "data": "60 samples, 6,061 patients",
+        "result": "adjusted for intake and concurrent processes: r = .23 to .31",
+    },
+    {
+        "source": "Johns, Barkham, Kellett & Saxon (2019), Clin Psychol Rev 67:78–93",
+        "data": "20 studies",
+        "result": "therapist share of outcome variance: weighted mean 5% (trials 8.2%)",
+    },
 ]
 
 #: What each fit flag of the engine (alliance.engines.spec.FLAG_NAMES) means for a reader.
 FLAG_MEANINGS = {
     "not_converged": "the best optimiser run did not report convergence: the estimates may not be at the optimum",
     "boundary": "a random-effects covariance matrix is (nearly) singular: a variance at or near zero, or a correlation "
-                "at or near ±1 (lme4's singular-fit criterion; the fit's notes name the group and why). That random "
-                "effect, or the correlation, cannot be told apart from the boundary, and tests of effects at its level "
-                "are less trustworthy",
+    "at or near ±1 (lme4's singular-fit criterion; the fit's notes name the group and why). That random "
+    "effect, or the correlation, cannot be told apart from the boundary, and tests of effects at its level "
+    "are less trustworthy",
     "refitted": "the first optimiser did not give the best fit; the estimates come from another optimiser or a retry",
     "optimum_disagreement": "optimisers that all reported convergence reached different log-likelihoods; the best was "
-                            "kept (statsmodels can stop at a worse optimum and still report convergence)",
+    "kept (statsmodels can stop at a worse optimum and still report convergence)",
     "exact_zero_fixed": "a fixed effect came back as exactly 0.0 (statsmodels issue #10239, with a variance near zero): "
-                        "check that estimate",
+    "check that estimate",
     "simplified": "the random-effects structure fitted differs from the one specified (see 'as fitted' and the "
-                  "simplification note)",
+    "simplification note)",
     "cross_check_disagreement": "a second engine's fixed effects differ from this engine's beyond the tolerance",
 }
 
 #: What each engine (fit.json: fit.engine) is, for the methods text.
 ENGINE_DESCRIPTIONS = {
     "statsmodels": "statsmodels MixedLM with the pipeline's safeguards (several optimisers, the best log-likelihood kept; "
-                   "fixed-effect SEs from (X′V⁻¹X)⁻¹ at the estimates, as lme4)",
+    "fixed-effect SEs from (X′V⁻¹X)⁻¹ at the estimates, as lme4)",
     "mixedlm": "the mixedlm package (lme4's model and REML/ML criterion reimplemented for Python; BLUPs and an independent "
-               "profiled check of its estimates computed by the pipeline)",
+    "profiled check of its estimates computed by the pipeline)",
     "lme4": "R's lme4 with lmerTest, run through Rscript (BLUPs and an independent profiled check of its estimates computed "
-            "by the pipeline)",
+    "by the pipeline)",
 }
 #: Contrasts and joint tests are asymptotic whatever the engine (alliance.engines.spec.FitResult.contrast / wald_test).
-CONTRAST_TESTS = ("Contrasts (such as the contextual effect) and simple slopes are Wald z tests, and tests of several "
-                  "coefficients at once are Wald χ² tests (df = number of coefficients), with every engine.")
+CONTRAST_TESTS = (
+    "Contrasts (such as the contextual effect) and simple slopes are Wald z tests, and tests of several "
+    "coefficients at once are Wald χ² tests (df = number of coefficients), with every engine."
+)
 
 
 # --------------------------------------------------------------------------- numbers
@@ -183,8 +194,11 @@ def caption(name: str, directory: Path = TEMPLATE_DIR, params: dict[str, Any] | 
     path = directory / f"{name}.rst"
     if not path.exists():
         return ""
-    text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(path.read_text(encoding="utf-8")).render(
-        snakemake={"params": params or {}})
+    text = (
+        jinja2.Environment(undefined=jinja2.StrictUndefined)
+        .from_string(path.read_text(encoding="utf-8"))
+        .render(snakemake={"params": params or {}})
+    )
     text = " ".join(text.split())
     return text.replace("``", "")
 
@@ -199,8 +213,11 @@ def published_benchmarks(benchmark: dict[str, Any]) -> list[dict[str, str]]:
     d = 2r/√(1 − r²)) among them."""
     d = float(d_from_r(benchmark["r"])["d"].iloc[0])
     setting = f"{benchmark['setting']} " if benchmark.get("setting") else ""
-    configured = {"source": benchmark["source"], "data": benchmark["data"],
-                  "result": f"{setting}{benchmark_text(benchmark)}, d = {fmt_r(d)}"}
+    configured = {
+        "source": benchmark["source"],
+        "data": benchmark["data"],
+        "result": f"{setting}{benchmark_text(benchmark)}, d = {fmt_r(d)}",
+    }
     return [*PUBLISHED_BENCHMARKS_BEFORE, configured, *PUBLISHED_BENCHMARKS_AFTER]
 
 
@@ -215,7 +232,7 @@ def figure_alt_texts(benchmark: dict[str, Any]) -> dict[str, str]:
         "alliance_forest": f"Forest plot of the alliance effect as r against the {benchmark['citation']} benchmark",
         "therapist_effects": "Caterpillar plot of therapist random effects with 95% intervals",
         "lagged_dynamics": "Cross-lags in both directions and carry-overs: the RI-CLPM beside the lagged multilevel "
-                           "models, with 95% CIs and the true values of simulated data",
+        "models, with 95% CIs and the true values of simulated data",
     }
 
 
@@ -229,18 +246,24 @@ def satterthwaite(info: dict[str, Any]) -> bool:
 
 def split_by_test(names: list[str], infos: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """The models whose fixed-effect tests are t with Satterthwaite df, and those that are Wald z."""
-    return ([n for n, i in zip(names, infos) if satterthwaite(i)],
-            [n for n, i in zip(names, infos) if not satterthwaite(i)])
+    return (
+        [n for n, i in zip(names, infos) if satterthwaite(i)],
+        [n for n, i in zip(names, infos) if not satterthwaite(i)],
+    )
 
 
 def fixed_tests_text(info: dict[str, Any]) -> str:
     """One model's sentence on its fixed-effect tests, from fit.json's ``fit`` (``df_method``)."""
     method = info.get("df_method") or "method not recorded"
     if satterthwaite(info):
-        return (f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom ({method}): p values and 95% CIs "
-                "come from the t distribution with those df (column df).")
-    return (f"Fixed-effect tests are Wald z tests ({method}), without small-sample degrees of freedom: p values and 95% CIs "
-            "come from the normal distribution.")
+        return (
+            f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom ({method}): p values and 95% CIs "
+            "come from the t distribution with those df (column df)."
+        )
+    return (
+        f"Fixed-effect tests are Wald z tests ({method}), without small-sample degrees of freedom: p values and 95% CIs "
+        "come from the normal distribution."
+    )
 
 
 def engine_text(info: dict[str, Any]) -> str:
@@ -257,16 +280,22 @@ def _fixed_tests_sentences(names: list[str], infos: list[dict[str, Any]]) -> tup
     t_models, z_models = split_by_test(names, infos)
     t_methods = ", ".join(sorted({str(i.get("df_method")) for i in infos if satterthwaite(i)}))
     if t_models and not z_models:
-        return (f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom ({t_methods}).",
-                "Fixed-effect tests are t tests with Satterthwaite degrees of freedom")
+        return (
+            f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom ({t_methods}).",
+            "Fixed-effect tests are t tests with Satterthwaite degrees of freedom",
+        )
     if z_models and not t_models:
-        return ("Fixed-effect tests are Wald z tests, without small-sample degrees of freedom.",
-                "Fixed-effect tests are Wald z tests (no small-sample degrees of freedom)")
+        return (
+            "Fixed-effect tests are Wald z tests, without small-sample degrees of freedom.",
+            "Fixed-effect tests are Wald z tests (no small-sample degrees of freedom)",
+        )
     if t_models:
-        return (f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom ({t_methods}) for "
-                f"{', '.join(t_models)}, and Wald z tests without small-sample degrees of freedom for {', '.join(z_models)}.",
-                f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom for {', '.join(t_models)} and "
-                f"Wald z tests (no small-sample degrees of freedom) for {', '.join(z_models)}")
+        return (
+            f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom ({t_methods}) for "
+            f"{', '.join(t_models)}, and Wald z tests without small-sample degrees of freedom for {', '.join(z_models)}.",
+            f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom for {', '.join(t_models)} and "
+            f"Wald z tests (no small-sample degrees of freedom) for {', '.join(z_models)}",
+        )
     return "No model was fitted", "No model was fitted"
 
 
@@ -285,5 +314,9 @@ def inference_summary(fits: list[dict[str, Any]]) -> dict[str, str]:
     else:
         engines = "; ".join(f"{e} (models {', '.join(ns)})" for e, ns in by_engine.items())
     fixed, short = _fixed_tests_sentences(names, infos)
-    return {"engines": engines or "no model was fitted", "fixed_tests": fixed, "contrasts": CONTRAST_TESTS,
-            "findings": short + ("; contrasts are Wald z tests." if infos else ".")}
+    return {
+        "engines": engines or "no model was fitted",
+        "fixed_tests": fixed,
+        "contrasts": CONTRAST_TESTS,
+        "findings": short + ("; contrasts are Wald z tests." if infos else "."),
+    }

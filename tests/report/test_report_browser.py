@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from alliance.report.pdf import CHROMIUM_FLAGS
 from testkit import ROOT, SNAKEMAKE, run_snakemake
 from testkit.checkout import write_config
 from testkit.reports import check_numbers, parse, tables_from_disk
@@ -36,19 +37,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 if CHROMIUM is None and not os.environ.get("CI"):  # in CI .ci/run installs it, and a missing browser fails
     pytest.skip("chromium not found (apt-get install chromium)", allow_module_level=True)
 
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--mute-audio",
-    "--hide-scrollbars",
-)
+# the report's own PDF flags (alliance.report.pdf), and no scrollbars in the screenshots
+FLAGS = (*CHROMIUM_FLAGS, "--hide-scrollbars")
 SCREENSHOT = ROOT / "results" / "report_first_screen.png"
 
 

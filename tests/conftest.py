@@ -72,3 +72,12 @@ def made_run(small_trial, tmp_path_factory) -> MadeRun:
     start = time.perf_counter()
     result = make(directory, "run")
     return MadeRun(directory, config, result.returncode, result.stdout, time.perf_counter() - start, raw_before)
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """A lab's small clean export in its own working directory (testkit.lab.Lab), to break one way."""
+    from testkit.lab import Lab
+
+    monkeypatch.chdir(tmp_path)
+    return Lab(tmp_path)

@@ -19,6 +19,7 @@ from scipy import stats
 
 from alliance.engines.dispatch import fit
 from alliance.models.specs import complete_cases, spec_from_config
+from alliance.report import diagnostic_figures as D
 from alliance.report import figures as F
 from testkit.trials import effects_table, make_trial
 
@@ -200,7 +201,7 @@ def test_forest_plot_band_follows_the_configured_benchmark(benchmark):
 
 def test_caterpillar_ranks_therapists_with_95_intervals(trial):
     re = trial["random_effects"]
-    figure = F.therapist_caterpillar(re)
+    figure = D.therapist_caterpillar(re)
     ax = figure.axes[0]
     therapists = re[(re["group"] == "therapist") & (re["term"] == "Intercept")]
     points = next(c for c in ax.collections if isinstance(c, PathCollection)).get_offsets()
@@ -222,7 +223,7 @@ def test_caterpillar_ranks_therapists_with_95_intervals(trial):
 
 def test_missing_by_session_counts_patients_per_arm(trial):
     data, patients = trial["analysis"], trial["patients"]
-    table = F.missing_by_session(data, patients)
+    table = D.missing_by_session(data, patients)
     arm = table[(table["therapy"] == "CBT") & (table["condition"] == "depression")]
     n_arm = int(((patients["therapy"] == "CBT") & (patients["condition"] == "depression")).sum())
     assert set(arm["n_arm"]) == {n_arm}
@@ -237,14 +238,14 @@ def test_missing_by_session_counts_patients_per_arm(trial):
     complete = rows.dropna(subset=["symptoms", "alliance"])["patient"]
     assert s3["n_missing_in_treatment"] == len(set(in_treatment["patient"]) - set(complete))
     assert (table["n_outcome"] <= table["n_arm"]).all()
-    figure = F.missing_data(data, patients)
+    figure = D.missing_data(data, patients)
     assert len(figure.axes[0].lines) == len(table.groupby(["therapy", "condition"]))
     plt.close(figure)
 
 
 def test_flow_diagram_prints_every_step_and_exclusion(trial):
     flow = trial["flow"]
-    figure = F.exclusion_flow(flow)
+    figure = D.exclusion_flow(flow)
     texts = [t.get_text() for t in figure.axes[0].texts]
     for step in flow.itertuples():
         assert f"{step.rows:,} rows · {step.patients:,} patients · {step.therapists:,} therapists" in texts
@@ -260,7 +261,7 @@ def test_flow_diagram_prints_every_step_and_exclusion(trial):
 
 
 def test_diagnostics_show_residuals_and_every_random_effect(trial):
-    figure = F.model_diagnostics(trial["residuals"], trial["random_effects"], seed=1, title="three_level")
+    figure = D.model_diagnostics(trial["residuals"], trial["random_effects"], seed=1, title="three_level")
     titles = [ax.get_title() for ax in figure.axes]
     assert titles[:2] == ["Residuals vs fitted", "QQ: residuals"]
     assert set(titles[2:]) == {
@@ -279,7 +280,7 @@ def test_diagnostics_show_residuals_and_every_random_effect(trial):
 def test_diagnostics_accept_the_engine_column_names(trial):
     spec = spec_from_config(trial["models"]["same_session"])
     engine_names = fit(spec, complete_cases(spec, trial["analysis"])).fitted  # fitted_conditional, resid
-    figure = F.model_diagnostics(engine_names, None)
+    figure = D.model_diagnostics(engine_names, None)
     assert len(figure.axes) == 2
     plt.close(figure)
 

@@ -22,6 +22,7 @@ from alliance.models.specs import complete_cases, spec_from_config
 from alliance.models.suite import fit_model
 from alliance.outputs import write_csv, write_json
 from alliance.report import context as C
+from alliance.report import diagnostic_figures as D
 from alliance.report import equations as E
 from alliance.report import figures as F
 from alliance.report import html as H
@@ -92,10 +93,10 @@ def render_run(root: Path, trial: dict, fitted: dict, benchmark: dict) -> dict:
     figures = {}
     for name, figure in {
         "trajectories_symptoms": F.trajectories(trial["analysis"], "symptoms", ylabel="Symptoms", seed=1),
-        "flow_diagram": F.exclusion_flow(trial["flow"]),
+        "flow_diagram": D.exclusion_flow(trial["flow"]),
         "alliance_forest": F.alliance_forest(effects, benchmark),
-        "therapist_effects": F.therapist_caterpillar(trial["random_effects"]),
-        "diagnostics_three_level": F.model_diagnostics(trial["residuals"], trial["random_effects"]),
+        "therapist_effects": D.therapist_caterpillar(trial["random_effects"]),
+        "diagnostics_three_level": D.model_diagnostics(trial["residuals"], trial["random_effects"]),
     }.items():
         figures[name] = root / f"{name}.png"
         F.save(figure, figures[name])

@@ -1,7 +1,7 @@
 """Steps read only the columns they use (issue #6: peak memory at 1.17M rows).
 
 A model job reads the columns of ``alliance.models.data.analysis_columns`` (or, for a patient-level
-model, the patients table alone), the figure steps the column lists of ``alliance.report.figures`` and
+model, the patients table alone), the figure steps the column lists of ``alliance.report.figures`` (and ``diagnostic_figures``) and
 the report the columns of the fitted specs.  Here every one of them gives exactly what the whole
 table gives: the same model tables, the same figure files, the same model equations.
 """
@@ -21,7 +21,7 @@ from alliance.models import config as model_config
 from alliance.models import specs, suite
 from alliance.models.data import ID_COLUMNS, analysis_columns, load_model_tables, spec_columns
 from alliance.outputs import read_columns, write_parquet
-from alliance.report import figures
+from alliance.report import diagnostic_figures, figures
 from alliance.report.equations import model_equations
 from testkit import clean_demo, demo_config
 
@@ -212,9 +212,12 @@ def test_figures_from_their_columns_are_the_figures_from_the_whole_table(tmp_pat
         figures.trajectories(data, "symptoms", model_means=means, **kwargs), tmp_path / "d.png"
     )
 
-    narrow = read_columns(analysis_path, figures.MISSING_DATA_COLUMNS)
-    narrow_patients = read_columns(patients_path, figures.MISSING_DATA_PATIENT_COLUMNS)
-    assert_frame_equal(figures.missing_by_session(narrow, narrow_patients), figures.missing_by_session(data, patients))
+    narrow = read_columns(analysis_path, diagnostic_figures.MISSING_DATA_COLUMNS)
+    narrow_patients = read_columns(patients_path, diagnostic_figures.MISSING_DATA_PATIENT_COLUMNS)
+    assert_frame_equal(
+        diagnostic_figures.missing_by_session(narrow, narrow_patients),
+        diagnostic_figures.missing_by_session(data, patients),
+    )
 
 
 @pytest.mark.parametrize("name", ["alliance_growth", "three_level", "moderation"])

@@ -26,6 +26,14 @@ from testkit.checkout import checkout, digests, make, write_config
 README = ROOT / "README.md"
 HERE = Path(__file__).parent
 
+# README command that regenerates a demo's data -> the folder under data/raw/ it writes
+REGENERATE = {
+    "cd workflow/scripts && ../../.venv/bin/python -m alliance.simulate --out ../../data/raw/demo": "demo",
+    "cd workflow/scripts && ../../.venv/bin/python -m alliance.simulate --lab2 --out ../../data/raw/demo_lab2": (
+        "demo_lab2"
+    ),
+}
+
 # README command -> the test (module of tests/workflow, function) that runs it
 COMMANDS = {
     "make run": ("test_console", "test_make_run_prints_one_line_per_step_and_ends_with_the_report"),
@@ -38,10 +46,7 @@ COMMANDS = {
     "make run CONFIG=config/my_lab.yaml": ("test_readme", "test_clean_data_then_run_on_a_labs_own_config"),
     "make run CONFIG=config/demo_lab2.yaml": ("test_readme", "test_the_second_lab_runs_from_its_config"),
     ".venv/bin/snakemake --report reports/snakemake.html": ("test_readme", "test_snakemakes_report_after_a_run"),
-    "cd workflow/scripts && ../../.venv/bin/python -m alliance.simulate --out ../../data/raw/demo": (
-        "test_readme",
-        "test_the_demo_data_regenerate_byte_for_byte",
-    ),
+    **{command: ("test_readme", "test_the_demo_data_regenerate_byte_for_byte") for command in REGENERATE},
     ".venv/bin/python bench/make_scale_data.py": ("test_readme", "test_the_scale_data_on_a_small_size"),
     ".venv/bin/python bench/make_scale_data.py --therapists 100 --patients-per-therapist 20": (
         "test_readme",
@@ -179,17 +184,18 @@ def test_the_second_lab_runs_from_its_config(tmp_path):
     assert not (directory / "reports/demo").exists()
 
 
-def test_the_demo_data_regenerate_byte_for_byte(tmp_path):
-    command = "cd workflow/scripts && ../../.venv/bin/python -m alliance.simulate --out ../../data/raw/demo"
+@pytest.mark.parametrize("command", sorted(REGENERATE))
+def test_the_demo_data_regenerate_byte_for_byte(tmp_path, command):
+    demo = REGENERATE[command]
     result = subprocess.run(
-        command.replace("../../data/raw/demo", str(tmp_path / "demo")),
+        command.replace(f"../../data/raw/{demo}", str(tmp_path / demo)),
         shell=True,
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert digests(tmp_path / "demo") == digests(ROOT / "data/raw/demo")
+    assert digests(tmp_path / demo) == digests(ROOT / "data/raw" / demo)
 
 
 def _scale_data(out: Path, *size: str) -> subprocess.CompletedProcess:

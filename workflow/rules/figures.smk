@@ -1,4 +1,4 @@
-# Figures: one rule per figure, PNG and SVG in one house style (alliance.report.figures), each
+# Figures: one rule per figure, PNG and SVG in one house style (alliance.report.figures, alliance.report.diagnostic_figures), each
 # registered for Snakemake's report with the caption workflow/report/<figure>.rst (the same
 # text the narrative report prints under the figure).
 #

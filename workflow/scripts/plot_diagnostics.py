@@ -6,7 +6,8 @@ snakemake = step.start(globals())
 
 import pandas as pd
 
-from alliance.report.figures import model_diagnostics, save
+from alliance.report.diagnostic_figures import model_diagnostics
+from alliance.report.figures import save
 
 inp = snakemake.input
 residuals = pd.read_parquet(inp.residuals)

@@ -6,7 +6,8 @@ snakemake = step.start(globals())
 
 import pandas as pd
 
-from alliance.report.figures import exclusion_flow, save
+from alliance.report.diagnostic_figures import exclusion_flow
+from alliance.report.figures import save
 
 flow = pd.read_csv(snakemake.input.flow)
 save(exclusion_flow(flow), snakemake.output.png, snakemake.output.svg)

@@ -6,7 +6,8 @@ snakemake = step.start(globals())
 
 import pandas as pd
 
-from alliance.report.figures import save, therapist_caterpillar
+from alliance.report.diagnostic_figures import therapist_caterpillar
+from alliance.report.figures import save
 
 random_effects = pd.read_csv(snakemake.input.random_effects, dtype={"level": str})
 params = snakemake.params

@@ -148,6 +148,7 @@ def test_make_run_prints_one_line_per_step_and_ends_with_the_report(made_run):
         [
             str(SNAKEMAKE),
             "-n",
+            "--forceall",  # every step of the demo, also in a checkout where it has already run
             "--snakefile",
             str(ROOT / "Snakefile"),
             "--directory",

@@ -48,6 +48,8 @@ def small_trial(tmp_path_factory) -> tuple[Path, dict]:
     config["dataset"]["name"] = "small"
     config["dataset"]["sessions"]["path"] = "data/raw/small/sessions.csv"
     config["dataset"]["patients"]["path"] = "data/raw/small/patients.csv"
+    # the fewest bootstrap replicates the schema allows: the variance CIs refit each model per replicate
+    config.setdefault("report", {})["variance_ci"] = {"replicates": 20}
     return workdir, config
 
 

@@ -346,7 +346,7 @@ def test_recovery_study_600_patients_7_sessions_mar_dropout():
     (alpha, beta, gamma, delta), relative bias -0.3 % / +0.2 % / -0.1 % / +0.2 %.
     """
     replications = 1000
-    summary = recovery.recovery_study(n_patients=600, replications=replications, seed=20251111)
+    summary = recovery.recovery_study(n_patients=600, replications=replications, seed=20251111, processes=2)
     paths = summary.set_index("parameter").loc[["alpha", "beta", "gamma", "delta"]]
     assert (paths["n"] == replications).all()
     assert (paths["relative_bias"].abs() <= 0.03).all(), paths

@@ -431,9 +431,11 @@ def test_same_data_gives_byte_identical_tables(lab, tmp_path):
         write_csv(result.findings, out / "validation_report.csv")
         write_csv(result.flow, out / "exclusion_flow.csv")
         write_json(result.summary, out / "summary.json")
+        write_csv(result.reliability, out / "reliability.csv")
+        write_csv(result.item_rest, out / "item_rest.csv")
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())})
     assert digests[0] == digests[1]
-    assert len(digests[0]) == 6
+    assert len(digests[0]) == 8
 
 
 # --------------------------------------------------------------------------- the second demo
@@ -468,7 +470,7 @@ def test_second_demo_is_cleaned_through_config_alone():
     first_copy = raw.index[raw.duplicated(keep=False) & ~raw.duplicated()]
     assert raw.loc[first_copy, ["ClientID", "SessionNo"]].values.tolist() == [[copied["client"], copied["session"]]]
     duplicate = findings.loc[findings["action"] == "dropped (earlier row kept)", "reason"].tolist()
-    where = f"row {first_copy[0] + 2} (patient {copied['client']}, session {copied['session']})"
+    where = f"row {first_copy[0] + 2} (patient {copied['client'][0]}***, session {copied['session']})"  # id masked
     assert duplicate == [f"the row is an exact duplicate of {where}"]
     topcoded = findings.loc[findings["action"] == "top-coded to 90"]
     assert f"({truth['sample']['clients_over_89']} values in this column)" in topcoded["reason"].iloc[0]

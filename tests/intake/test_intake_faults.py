@@ -219,13 +219,13 @@ def test_exact_duplicate_row(lab):
             7,
             None,
             None,
-            "the row is an exact duplicate of row 4 (patient P00001, session 3)",
+            "the row is an exact duplicate of row 4 (patient P***, session 3)",  # ids masked
             "dropped (earlier row kept)",
         )
     ]
     assert len(result.sessions) == len(BASE_SESSIONS)  # the copy dropped, nothing else
     assert lab.stop(exact_duplicate_rows="stop") == [
-        f"{SESSIONS}, row 7: the row is an exact duplicate of row 4 (patient P00001, session 3)."
+        f"{SESSIONS}, row 7: the row is an exact duplicate of row 4 (patient P***, session 3)."
     ]
 
 
@@ -234,8 +234,8 @@ def test_a_patient_with_two_therapists_in_one_session(lab):
     second["therapist"] = "T003"
     lab.write(_insert_after(sessions(), 5, second))
     assert lab.stop() == [
-        f"{SESSIONS}, row 7, column 'therapist': value 'T003' is a second therapist for patient P00001 in "
-        "session 3 (row 4 has 'T001'); one session has one therapist: correct the session number or the therapist."
+        f"{SESSIONS}, row 7, column 'therapist': value 'T***' is a second therapist for patient P*** in "
+        "session 3 (row 4 has 'T***'); one session has one therapist: correct the session number or the therapist."
     ]
 
 
@@ -243,7 +243,7 @@ def test_conflicting_duplicate(lab):
     second = BASE_SESSIONS.iloc[[2]].copy()
     second["wai_01"] = "1"
     lab.write(_insert_after(sessions(), 5, second))
-    message = "differs from row 4 ('3'), which has the same patient P00001 and session 3; columns that differ: wai_01"
+    message = "differs from row 4 ('3'), which has the same patient P*** and session 3; columns that differ: wai_01"
     assert lab.stop() == [f"{SESSIONS}, row 7, column 'wai_01': value '1' {message}."]
     result = lab.clean(conflicting_duplicates="keep_first")
     assert lab.findings(conflicting_duplicates="keep_first") == [
@@ -261,9 +261,9 @@ def test_patient_who_switches_therapist(lab):
         (
             5,
             "therapist",
-            "T002",
-            "is a change of therapist for patient P00001 (from 'T001', at session 4); kept as "
-            "cross-classified: 'T001' stays the patient's therapist in therapist-level variables",
+            "T***",
+            "is a change of therapist for patient P*** (from 'T***', at session 4); kept as "
+            "cross-classified: 'T***' stays the patient's therapist in therapist-level variables",
             "kept and flagged (therapist_switch)",
         )
     ]
@@ -271,8 +271,8 @@ def test_patient_who_switches_therapist(lab):
     assert flagged.to_dict() == {p: p == "P00001" for p in flagged.index}
     assert result.patients.set_index("patient").loc["P00001", "therapist"] == "T001"
     assert lab.stop(patient_switches_therapist="stop") == [
-        f"{SESSIONS}, row 5, column 'therapist': value 'T002' is a change of therapist for patient P00001 (from "
-        "'T001', at session 4); set cleaning.patient_switches_therapist: keep_and_flag to keep such patients."
+        f"{SESSIONS}, row 5, column 'therapist': value 'T***' is a change of therapist for patient P*** (from "
+        "'T***', at session 4); set cleaning.patient_switches_therapist: keep_and_flag to keep such patients."
     ]
 
 
@@ -309,12 +309,12 @@ def test_patients_file_faults(lab):
     lab.write(patients=patients)
     lab.config["dataset"]["patient_columns"]["age"] = "age"
     assert lab.stop() == [
-        f"{PATIENTS}, row 8, column 'patient': value 'P00003' is listed twice in the patients file (first at row "
+        f"{PATIENTS}, row 8, column 'patient': value 'P***' is listed twice in the patients file (first at row "
         "4); the file needs one row per patient."
     ]
     assert lab.stop(non_numeric_value="stop") == [
         f"{PATIENTS}, row 5, column 'age': value 'x' is text in a numeric column (an age in years).",
-        f"{PATIENTS}, row 8, column 'patient': value 'P00003' is listed twice in the patients file (first at row "
+        f"{PATIENTS}, row 8, column 'patient': value 'P***' is listed twice in the patients file (first at row "
         "4); the file needs one row per patient.",
     ]
     lab.write(patients=patients.iloc[:6])
@@ -353,7 +353,7 @@ def test_every_stopping_problem_is_reported_at_once(lab):
         "dataset.labels.therapy in the config.\n"
         f"  2. {SESSIONS}, row 6, column 'wai_05': value '6' is outside the valid range 1-5 of WAI-SR item 5.\n"
         f"  3. {SESSIONS}, row 9, column 'patient': the patient id is missing; every row needs one.\n"
-        f"  4. {SESSIONS}, row 22, column 'therapist': value 'T003' is a second therapist for patient {patient} "
-        f"in session {session} (row 12 has '{therapist}'); one session has one therapist: correct the session "
+        f"  4. {SESSIONS}, row 22, column 'therapist': value 'T***' is a second therapist for patient "
+        f"{patient[0]}*** in session {session} (row 12 has '{therapist[0]}***'); one session has one therapist: correct the session "
         "number or the therapist."
     )

@@ -132,7 +132,7 @@ def test_the_table_covers_every_lagged_model_and_path():
 @pytest.mark.slow
 def test_the_recovery_study_gives_the_table_of_docs_within_monte_carlo_error():
     """The command of docs/lagged_recovery.md (200 replications, its seed): every row within Monte Carlo error."""
-    summary, _ = lagged_recovery_study(demo_config(), replications=200)
+    summary, _ = lagged_recovery_study(demo_config(), replications=200, processes=2)  # CI has 2 cores
     assert summary.attrs["replications"] == 200 and (summary["n"] == 200).all()
     doc = doc_rows()
     assert set(zip(summary["model"], summary["term"])) == set(doc)
@@ -141,3 +141,12 @@ def test_the_recovery_study_gives_the_table_of_docs_within_monte_carlo_error():
         where = (row["model"], row["term"])
         assert abs(row["mean_estimate"] - stated["mean_estimate"]) <= max(3 * row["bias_mcse"], 5e-4), where
         assert abs(row["coverage"] - stated["coverage"]) <= max(3 * row["coverage_mcse"], 5e-3), where
+
+
+@pytest.mark.slow
+def test_the_study_gives_the_same_tables_in_one_process_and_in_two():
+    """Worker processes only share out the replications: their seeds and order do not change."""
+    one = lagged_recovery_study(demo_config(), replications=2)
+    two = lagged_recovery_study(demo_config(), replications=2, processes=2)
+    for a, b in zip(one, two):
+        assert a.to_csv() == b.to_csv()

@@ -329,7 +329,8 @@ def test_failed_stratum_fit_is_reported(tables):
     model = copy.deepcopy(MODELS["moderation"])
     model["fixed"] = model["fixed"] + ["site"]  # a text column: the engine refuses it
     model["strata"]["min_patients"] = 2
-    out = _quiet(suite.fit_stratum, model, "ipt-anxiety", sessions.assign(site="S1"), patients, CONTEXT)
+    varying_text = sessions.assign(site="S" + sessions["patient"].str[-1])  # varies: identifiable, but not numeric
+    out = _quiet(suite.fit_stratum, model, "ipt-anxiety", varying_text, patients, CONTEXT)
     assert out["fit"]["flags"] == ["fit_failed"]
     assert "not numeric" in out["fit"]["sample"]["not_fitted"]
 

@@ -250,7 +250,8 @@ def test_flow_diagram_prints_every_step_and_exclusion(trial):
     for step in flow.itertuples():
         assert f"{step.rows:,} rows · {step.patients:,} patients · {step.therapists:,} therapists" in texts
         if step.rows_excluded:
-            assert any(t.startswith(f"Excluded: {step.rows_excluded:,} rows") for t in texts)
+            rows = f"{step.rows_excluded:,} row" + ("" if step.rows_excluded == 1 else "s")  # "1 row", "2 rows"
+            assert any(t.startswith(f"Excluded: {rows},") for t in texts)
     assert sum(t.startswith("Excluded:") for t in texts) == int(
         (flow[["rows_excluded", "patients_excluded", "therapists_excluded"]].sum(axis=1) > 0).sum()
     )

@@ -291,7 +291,7 @@ def test_free_paths_are_shown_per_wave_when_they_are_the_reported_fit(run):
     assert [r["name"] for r in model["paths"]] == ["gamma", "beta", "alpha", "delta"]  # the constrained fit, always
     assert [r["name"] for r in model["free_paths"]][:4] == ["gamma2", "gamma3", "gamma4", "gamma5"]
     html = render(L.lagged_section([], [], [free]))
-    assert f"<caption>Lagged paths free per wave (the reported fit): {RICLPM['name']}</caption>" in html
+    assert f"<caption>Lagged paths free per wave (the reported fit): {RICLPM['label']}</caption>" in html
     assert f'data-source="riclpm¦{RICLPM["name"]}¦parameters¦free¦beta3¦estimate"' in html
     check_numbers(html, tables(run["results"], None))
 
@@ -308,18 +308,18 @@ def test_lagged_multilevel_models_sit_beside_the_riclpm_with_their_known_bias(ru
     rows = re.findall(r"<tr><td>(.*?)</td><td class=\"text\">(.*?)</td>", table)
     shown = [(re.sub(r"<[^>]+>", "", m), what) for m, what in rows]
     assert shown == [
-        (RICLPM["name"], "cross-lag alliance → next symptoms"),
-        (RICLPM["name"], "cross-lag symptoms → next alliance"),
-        (RICLPM["name"], "carry-over alliance → next alliance"),
-        (RICLPM["name"], "carry-over symptoms → next symptoms"),
-        ("lagged_raw", "cross-lag alliance → next symptoms"),
-        ("lagged_raw", "carry-over symptoms → next symptoms"),
-        ("lagged_reverse", "cross-lag symptoms → next alliance"),
-        ("lagged_reverse", "carry-over alliance → next alliance"),
+        (RICLPM["label"], "cross-lag alliance → next symptoms"),
+        (RICLPM["label"], "cross-lag symptoms → next alliance"),
+        (RICLPM["label"], "carry-over alliance → next alliance"),
+        (RICLPM["label"], "carry-over symptoms → next symptoms"),
+        (LAGGED[0]["label"], "cross-lag alliance → next symptoms"),
+        (LAGGED[0]["label"], "carry-over symptoms → next symptoms"),
+        (LAGGED[1]["label"], "cross-lag symptoms → next alliance"),
+        (LAGGED[1]["label"], "carry-over alliance → next alliance"),
     ]
     assert RAW_NOTE in text  # from fit.json (known_bias), beside the estimates
     assert 'data-source="fixed¦lagged_raw¦alliance_within_patient¦estimate"' in table
-    assert "no known-bias note in its fit.json" in text  # lagged_reverse has none, and the report says so
+    assert "no known-bias note" in text  # lagged_reverse has none, and the report says so
     assert run["lagged"]["specs_without_note"] == ["lagged_reverse"]
     fixed = pd.read_csv(run["results"] / "models" / "lagged_raw" / "fixed_effects.csv").set_index("term")
     spec = next(s for s in run["lagged"]["specs"] if s["name"] == "lagged_raw")
@@ -394,7 +394,7 @@ def test_a_missing_riclpm_leaves_a_clear_sentence(run):
         "No RI-CLPM was part of this run (config models has no entry with type: riclpm), so the two directions are not "
         "estimated net of carry-over and stable differences between patients."
     ) in text
-    assert "lagged_raw" in text  # the lagged multilevel models are still shown, with their biases
+    assert LAGGED[0]["label"] in text  # the lagged multilevel models are still shown, with their biases
     configured = words(render(section_context(run["results"], None, riclpm=[], configured=["riclpm_first7"])))
     assert "No RI-CLPM was part of this run: the configured model(s) riclpm_first7 left no tables" in configured
     nothing = words(render(L.lagged_section([], [], None)))

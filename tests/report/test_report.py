@@ -126,8 +126,16 @@ def render_run(root: Path, trial: dict, fitted: dict, benchmark: dict) -> dict:
         configured_riclpm=[RICLPM["name"]],
         truth=truth_module.read_truth(truth_file(trial)),
         truth_path=str(truth_file(trial)),
+        measure_reliability=trial["reliability"],
     )
-    return {"html": H.render_html(context), "context": context, "results": results, "trial": trial, "figures": figures}
+    return {
+        "html": H.render_html(context),
+        "supplement": H.render_html(context, "supplement.html.j2"),
+        "context": context,
+        "results": results,
+        "trial": trial,
+        "figures": figures,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -394,9 +402,11 @@ def test_reviewer_checklist_is_filled_from_the_run(rendered):
 
 def test_every_quoted_number_ties_to_its_table(rendered):
     tables = tables_from_disk(rendered["results"], effects=True, truth=truth_file(rendered["trial"]))
-    n = check_numbers(rendered["html"], tables)
-    assert n > 100
-    sources = {x["source"].split("¦")[0] for x in parse(rendered["html"]).numbers}
+    assert check_numbers(rendered["html"], tables) > 50  # the main report
+    assert check_numbers(rendered["supplement"], tables) > 100
+    main = {x["source"].split("¦")[0] for x in parse(rendered["html"]).numbers}
+    assert {"fixed", "variance", "table1", "summary", "modeleffect", "riclpm", "truth"} <= main
+    sources = {x["source"].split("¦")[0] for x in parse(rendered["supplement"]).numbers}
     assert {
         "fixed",
         "variance",
@@ -419,7 +429,8 @@ def test_findings_say_which_comes_first_from_the_riclpm(rendered):
     gamma = parameters.loc[("constrained", "gamma")]
     digits = W.digits_for(gamma["se"])
     assert (
-        f"Which comes first (section 10, RI-CLPM riclpm on sessions 1 to 5): alliance → next symptoms "
+        "Which comes first (section 7, random-intercept cross-lagged panel model on sessions 1 to 5): "
+        f"alliance → next symptoms "
         f"{W.fmt(gamma['estimate'], digits)} (95% CI {W.fmt(gamma['ci_low'], digits)} to"
     ) in words
     assert "symptoms → next alliance" in words and "not that one causes the other" in words
@@ -445,13 +456,23 @@ def test_findings_quote_the_primary_estimate_in_words(rendered):
     findings = html.split('id="findings"')[1].split('id="sample"')[0]
     text = re.sub(r"<[^>]+>", "", findings)
     assert f"symptoms differed by {within} points" in " ".join(text.split())
-    overall = effects_table().iloc[0]
-    assert f"r = {W.fmt_r(-overall['r'], 2)}" in " ".join(text.split())
     words = " ".join(text.split())
+    # like with like: the benchmark beside the patient-level model's r (with improvement), not the within-patient r
+    early = next(
+        e for e in rendered["trial"]["fitted"]["early_alliance"]["fit"]["effects"] if e["statistic"] == "r_from_t"
+    )
+    r, low, high = (W.fmt_r(-early[k], 2) for k in ("value", "ci_high", "ci_low"))
+    assert f"Session-3 alliance and end-of-treatment symptoms: r = {r} (95% CI {low} to {high})" in words
     assert (
-        "the point estimate lies above the confidence interval of the meta-analytic benchmark r = .278 [.256, .299] "
-        "(Flückiger et al. 2018), and the two confidence intervals overlap."
+        "Flückiger et al. 2018 pooled patient-level associations of alliance with end-of-treatment outcome: "
+        "r = .278 [.256, .299]."
     ) in words
+    within = next(
+        e for e in rendered["trial"]["fitted"]["same_session"]["fit"]["effects"] if e["statistic"] == "r_within"
+    )
+    assert f"the repeated-measures correlation is r = {W.fmt(within['value'], 2)}" in words
+    assert "so they are not set against that benchmark" in words
+    assert "lies above" not in words and "confidence intervals overlap" not in words
 
 
 def test_benchmark_position(benchmark):
@@ -485,13 +506,14 @@ def test_a_configured_benchmark_moves_text_tables_checklist_and_caption(rendered
     trial = {**rendered["trial"], "config": {**rendered["trial"]["config"], "report": {"benchmark": other}}}
     run = render_run(tmp_path, trial, trial["fitted"], other)
     words = " ".join(re.sub(r"<[^>]+>", " ", run["html"]).split())
-    assert "the confidence interval of the meta-analytic benchmark r = .230 [.200, .260] (Lab et al. 2030)" in words
-    assert "and the two confidence intervals do not overlap" in words  # .31 [.28, .34] against [.20, .26]
-    assert "Point estimate vs. benchmark CI [.200, .260]" in words
-    assert "Lab, A. (2030), J Test 1:1–2 12 studies r = .230 [.200, .260], d = .473" in words
-    assert not re.findall(
-        r"r = \.278|\[\.256, \.299\]|d = \.579|Flückiger et al\. 2018|Flückiger, Del Re, Wampold", words
-    )
+    supplement = " ".join(re.sub(r"<[^>]+>", " ", run["supplement"]).split())
+    assert "Lab et al. 2030 pooled patient-level associations of alliance with end-of-treatment outcome:" in words
+    assert "r = .230 [.200, .260]" in words
+    assert "Lab, A. (2030), J Test 1:1–2 12 studies r = .230 [.200, .260], d = .473" in supplement
+    for text in (words, supplement):
+        assert not re.findall(
+            r"r = \.278|\[\.256, \.299\]|d = \.579|Flückiger et al\. 2018|Flückiger, Del Re, Wampold", text
+        )
     assert "beside the benchmark r = .230." in run["context"]["checklist_frame"].set_index("item").loc[9, "answer"]
     assert (
         "mark the meta-analytic benchmark of Lab et al. 2030, r = .230 [.200, .260]."
@@ -500,14 +522,16 @@ def test_a_configured_benchmark_moves_text_tables_checklist_and_caption(rendered
     assert run["context"]["figure_alt"]["alliance_forest"].endswith("against the Lab et al. 2030 benchmark")
 
 
-def test_report_is_self_contained(rendered):
-    html = rendered["html"]
+@pytest.mark.parametrize("document", ["html", "supplement"])
+def test_report_is_self_contained(rendered, document):
+    html = rendered[document]
     parsed = parse(html)
     assert any(
         m.get("http-equiv") == "Content-Security-Policy" and "default-src 'none'" in m.get("content", "")
         for m in parsed.meta
     )
-    assert len(parsed.images) == len(rendered["figures"])
+    if document == "supplement":
+        assert len(parsed.images) == len(rendered["figures"])
     assert all(img["src"].startswith("data:image/png;base64,") for img in parsed.images)
     assert all(img.get("alt") for img in parsed.images)
     assert all(u.startswith(("data:", "#")) for u in parsed.urls), [
@@ -519,9 +543,19 @@ def test_report_is_self_contained(rendered):
 
 
 def test_report_has_every_section_and_caption(rendered, benchmark):
-    headings = parse(rendered["html"]).headings
+    main = parse(rendered["html"]).headings
     for section in (
         "1. Findings in plain words",
+        "2. The sample",
+        "3. The primary models",
+        "4. Alliance and end-of-treatment outcome against the published benchmark",
+        "5. Within-patient effects",
+        "7. Which comes first: alliance and symptom change over sessions",
+        "8. Estimates beside the known truth",
+    ):
+        assert section in main
+    headings = parse(rendered["supplement"]).headings
+    for section in (
         "2. The sample",
         "3. Cleaning and exclusions",
         "4. Measures and scoring",
@@ -535,7 +569,7 @@ def test_report_has_every_section_and_caption(rendered, benchmark):
         "12. Provenance",
     ):
         assert section in headings
-    html = rendered["html"]
+    html = rendered["supplement"]
     for name in rendered["figures"]:
         caption = W.caption(
             name if not name.startswith("diagnostics_") else "diagnostics", params={"benchmark": benchmark}
@@ -570,7 +604,7 @@ def test_rendering_is_deterministic_apart_from_the_run_date(rendered):
 def test_missing_effects_stage_is_said_not_hidden(rendered):
     context = dict(rendered["context"])
     context.update(effects=[], overall_within=None)
-    html = H.render_html(context)
+    html = H.render_html(context, "supplement.html.j2")
     assert "The effect-size stage (<code>effects/alliance_effects.csv</code>) was not part of this run" in html
 
 
@@ -668,15 +702,18 @@ def test_checklist_small_sample_df_follows_the_engine(benchmark):
 
 
 def _fixed_table_html(html: str, model: str) -> str:
-    return html.split(f"<caption>Fixed effects: {model}</caption>")[1].split("</table>")[0]
+    section = html.split(f'id="model-{model}"')[1]  # the model's section; its captions name its label
+    return section.split("<caption>Fixed effects: ")[1].split("</table>")[0]
 
 
 def test_rendered_report_follows_the_statsmodels_run(rendered_statsmodels):
     rendered = rendered_statsmodels
-    html = rendered["html"]
+    html = rendered["supplement"]
+    assert "Wald z" in rendered["html"] and "Satterthwaite" not in rendered["html"]
     assert "(1 | therapist) + (1 + alliance_within_patient || therapist:patient)" in html  # the slope as fitted
     assert (
-        "Fixed-effect tests are Wald z tests (no small-sample degrees of freedom); contrasts are Wald z tests." in html
+        "Fixed-effect tests are Wald z tests (no small-sample degrees of freedom); contrasts are Wald z tests."
+        in rendered["html"]
     )
     assert "Fixed-effect tests are Wald z tests (Wald z (asymptotic)), without small-sample degrees of freedom" in html
     assert "Satterthwaite" not in html.split('id="appendix"')[0]
@@ -688,12 +725,15 @@ def test_rendered_report_follows_the_statsmodels_run(rendered_statsmodels):
 
 
 def test_rendered_report_follows_the_mixedlm_run(rendered_mixedlm):
-    html = rendered_mixedlm["html"]
+    html = rendered_mixedlm["supplement"]
     fits = {m: json.loads((rendered_mixedlm["results"] / "models" / m / "fit.json").read_text()) for m in NAMES}
     version = fits["same_session"]["fit"]["engine_version"]
     assert all(f["fit"]["df_method"] == f"Satterthwaite (mixedlm {version})" for f in fits.values())
     assert f"Estimation: mixedlm {version}: the mixedlm package" in html
-    assert "Fixed-effect tests are t tests with Satterthwaite degrees of freedom; contrasts are Wald z tests." in html
+    assert (
+        "Fixed-effect tests are t tests with Satterthwaite degrees of freedom; contrasts are Wald z tests."
+        in rendered_mixedlm["html"]
+    )
     assert (
         f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom (Satterthwaite (mixedlm {version})): p values"
         in html

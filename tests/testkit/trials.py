@@ -41,6 +41,7 @@ def make_trial(directory, n_therapists: int = 12, patients_per_therapist: int = 
         "findings": cleaned.findings,
         "summary": cleaned.summary,
         "dictionary": cleaned.dictionary,
+        "reliability": cleaned.reliability,
         "fitted": fitted,
         "same": fitted["same_session"],
         "three_tables": fitted["three_level"],

@@ -33,6 +33,8 @@ CLEAN_OUTPUTS = (
     "validation_report.csv",
     "exclusion_flow.csv",
     "summary.json",
+    "reliability.csv",
+    "item_rest.csv",
 )
 
 
@@ -91,8 +93,8 @@ def _two_therapists_in_one_session():
     second["therapist"] = "T003"
     frame = pd.concat([BASE_SESSIONS.iloc[:5], second, BASE_SESSIONS.iloc[5:]], ignore_index=True)
     return frame, (
-        f"{SESSIONS}, row 7, column 'therapist': value 'T003' is a second therapist for patient P00001 in session 3 "
-        "(row 4 has 'T001'); one session has one therapist: correct the session number or the therapist."
+        f"{SESSIONS}, row 7, column 'therapist': value 'T***' is a second therapist for patient P*** in session 3 "
+        "(row 4 has 'T***'); one session has one therapist: correct the session number or the therapist."
     )
 
 
@@ -109,7 +111,32 @@ def _not_utf8():
     )
 
 
-@pytest.mark.parametrize("fault", [_email_in_note, _two_therapists_in_one_session, _not_utf8])
+def _one_therapist():
+    """A degenerate design: intake stops it, so that no model job starts (and fails on its own)."""
+    frame = BASE_SESSIONS.copy()
+    frame["therapist"] = "T001"
+    return frame, (
+        f"{SESSIONS}, column 'therapist': value 'T***' is the only therapist in the data: therapist-level variance "
+        "cannot be estimated, so the models with a therapist random effect (three-level models) and "
+        "therapist-level effects cannot be fitted; for a single-therapist study, remove dataset.columns.therapist: "
+        "the suite then runs as a design without therapists."
+    )
+
+
+def _nhs_number_as_patient_id():
+    """A direct identifier in a mapped id column: the value screen stops it, the number masked."""
+    frame = BASE_SESSIONS.copy()
+    frame["patient"] = frame["patient"].replace({frame.loc[0, "patient"]: "943 476 5919"})
+    return frame, (
+        f"{SESSIONS}, row 2, column 'patient': value '*** *** **19' looks like an NHS or CHI number (10 digits "
+        "with a valid mod-11 check digit; 1 of 1 such numbers in this column pass the check), a direct "
+        "identifier, in the column mapped as the patient id;"
+    )
+
+
+@pytest.mark.parametrize(
+    "fault", [_email_in_note, _two_therapists_in_one_session, _not_utf8, _one_therapist, _nhs_number_as_patient_id]
+)
 def test_a_stopping_fault_writes_nothing_and_says_why(tmp_path, fault):
     sessions, message = fault()
     config = _lab(tmp_path, sessions)

@@ -32,6 +32,9 @@ REGENERATE = {
     "cd workflow/scripts && ../../.venv/bin/python -m alliance.simulate --lab2 --out ../../data/raw/demo_lab2": (
         "demo_lab2"
     ),
+    "cd workflow/scripts && ../../.venv/bin/python -m alliance.simulate_layouts --out ../../data/raw/demo_clientdesign": (
+        "demo_clientdesign"
+    ),
 }
 
 # README command -> the test (module of tests/workflow, function) that runs it
@@ -45,6 +48,19 @@ COMMANDS = {
     "make clean-data CONFIG=config/my_lab.yaml": ("test_readme", "test_clean_data_then_run_on_a_labs_own_config"),
     "make run CONFIG=config/my_lab.yaml": ("test_readme", "test_clean_data_then_run_on_a_labs_own_config"),
     "make run CONFIG=config/demo_lab2.yaml": ("test_readme", "test_the_second_lab_runs_from_its_config"),
+    "make init DATA=data/raw/my_lab/sessions.csv PATIENTS=data/raw/my_lab/patients.csv": (
+        "test_demo_layouts",
+        "test_make_init_drafts_a_config_that_clean_data_checks",
+    ),
+    "make run CONFIG=config/demo_spss.yaml": ("test_demo_layouts", "test_the_spss_demo_runs_from_its_config"),
+    "cd workflow/scripts && ../../.venv/bin/python -m alliance.simulate_spss --out ../../data/raw/demo_spss": (
+        "test_demo_layouts",
+        "test_the_spss_demo_regenerates_byte_for_byte",
+    ),
+    "make run CONFIG=config/demo_clientdesign.yaml": (
+        "test_layouts",
+        "test_the_clientdesign_demo_runs_from_its_config",
+    ),
     ".venv/bin/snakemake --report reports/snakemake.html": ("test_readme", "test_snakemakes_report_after_a_run"),
     **{command: ("test_readme", "test_the_demo_data_regenerate_byte_for_byte") for command in REGENERATE},
     ".venv/bin/python bench/make_scale_data.py": ("test_readme", "test_the_scale_data_on_a_small_size"),

@@ -22,6 +22,8 @@ TABLES = (
     "clean/validation_report.csv",
     "clean/exclusion_flow.csv",
     "clean/summary.json",
+    "clean/reliability.csv",
+    "clean/item_rest.csv",
     "models/same_session/fixed_effects.csv",
     "models/same_session/variance_components.csv",
     "models/same_session/fit.json",

@@ -21,6 +21,16 @@ rule clean_data:
             category="Data",
         ),
         summary=f"{RESULTS}/clean/summary.json",
+        reliability=report(
+            f"{RESULTS}/clean/reliability.csv",
+            caption="../report/reliability.rst",
+            category="Data",
+        ),
+        item_rest=report(
+            f"{RESULTS}/clean/item_rest.csv",
+            caption="../report/item_rest.rst",
+            category="Data",
+        ),
     log:
         f"{LOGS}/clean_data.log",
     benchmark:
@@ -28,9 +38,11 @@ rule clean_data:
     conda:
         "../../environment.yml"
     threads: 1
-    # at 1.17M session rows (benchmarks/scale/): 1523 MB in its benchmark, 1.76 GB sampled (docs/engines.md); 134 s
+    # peak RSS grows with the export (/usr/bin/time -v of the step run by hand, 1 Dec 2026): 1.9 GB on
+    # 106 MB of input (1.17M session rows, config/scale.yaml), 3.77 GB on 214 MB (2.34M rows, make_scale_data.py
+    # --patients-per-therapist 200): about 300 MB + 17.5 x the input's MB; declared 1.25 x that, at least 1 GB
     resources:
-        mem_mb=2200,
+        mem_mb=clean_data_mem_mb,
         runtime=10,
     params:
         dataset=config["dataset"],

@@ -1,6 +1,9 @@
 # Paths and helpers shared by the rules. Config was validated in workflow/Snakefile.
+import math
 import sys
 from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 
 # workflow/ (this file is workflow/rules/common.smk), whether Snakemake was given the root Snakefile
 # or workflow/Snakefile; read while this file is parsed, so it does not depend on workflow.basedir
@@ -30,6 +33,12 @@ MODELS = {
     for m in config["models"]
     if m.get("enabled", True) and m.get("type") != "riclpm"
 }
+from alliance.models.design import models_for_design, skipped_models  # noqa: E402
+
+# a design without therapists (no dataset.columns.therapist): a model fitted without its therapist level
+# (without_therapists: drop_level) as fitted; SKIPPED_MODELS (name -> why) are reported as not fitted
+MODELS = models_for_design(MODELS, config)
+SKIPPED_MODELS = skipped_models(config)
 # the model whose within-patient alliance slope the association figure draws
 PRIMARY_MODEL = next(
     (n for n, m in MODELS.items() if "alliance_within_patient" in m.get("fixed", [])),
@@ -47,6 +56,14 @@ def raw_inputs():
     if config["dataset"].get("patients"):
         files["patients"] = config["dataset"]["patients"]["path"]
     return files
+
+
+from alliance.intake.readers import not_a_data_file  # noqa: E402
+
+# a data path that is no regular file (/dev/zero, a pipe, a directory) stops the run as it loads
+for _path in raw_inputs().values():
+    if Path(_path).exists() and (_why := not_a_data_file(_path)) is not None:
+        raise WorkflowError(f"{_path}: {_why}.")
 
 
 def model_results(kind):
@@ -89,9 +106,18 @@ def finished_message():
 # --- the RI-CLPMs of the suite (rules/dynamics.smk) ------------------------------------------
 from alliance.models.config import riclpm_models  # noqa: E402
 
-RICLPM_MODELS = riclpm_models(config["models"])
+# in a design without therapists an RI-CLPM clustered by therapist is skipped (the report says so)
+# or, with without_therapists: drop_level, fitted with model-based SEs (alliance.models.design)
+RICLPM_MODELS = models_for_design(
+    riclpm_models(config["models"]), config, keep_skipped=False
+)
 
 
 def riclpm_results(kind):
     """One result file (parameters.csv, fit_indices.csv, long_run.csv, constraint_test.csv, fit.json) of every RI-CLPM."""
     return expand(f"{RESULTS}/models/{{riclpm}}/{kind}", riclpm=sorted(RICLPM_MODELS))
+
+
+def clean_data_mem_mb(wildcards, input):
+    """MB the intake needs for inputs of ``input.size_mb`` (the measurement is beside rule clean_data)."""
+    return max(1000, 100 * math.ceil(1.25 * (300 + 17.5 * input.size_mb) / 100))

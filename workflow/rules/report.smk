@@ -4,6 +4,15 @@
 # saying how to install one, so `make run` works on a machine with only Python.
 
 REPORT_PDF = f"{REPORTS}/report.pdf"
+# the supplement: every model table, the diagnostics, the reviewer checklist (the main report is REPORT_HTML)
+SUPPLEMENT_HTML = f"{REPORTS}/supplement.html"
+SUPPLEMENT_PDF = f"{REPORTS}/supplement.pdf"
+# APA-style tables of Table 1 and the primary models for a manuscript, as Word and LaTeX
+MANUSCRIPT_TABLES = {
+    f"{name}_{kind}": f"{REPORTS}/tables/{name}.{kind}"
+    for name in ("table1", "primary_models")
+    for kind in ("docx", "tex")
+}
 REPORT_TABLES = f"{RESULTS}/report"
 # the template is an input, so that editing it renders the report again
 REPORT_TEMPLATE = str(WORKFLOW_DIR / "report" / "report.html.j2")
@@ -16,6 +25,7 @@ rule report_tables:
         fixed=model_results("fixed_effects.csv"),
         fits=model_results("fit.json"),
     output:
+        **MANUSCRIPT_TABLES,
         table1=report(
             f"{REPORT_TABLES}/table1.csv",
             caption="../report/table1.rst",
@@ -39,6 +49,9 @@ rule report_tables:
         runtime=5,
     params:
         models=sorted(MODELS),
+        primary_model=PRIMARY_MODEL,
+        benchmark=config["report"]["benchmark"],
+        term_labels=config["report"].get("term_labels", {}),
     script:
         "../scripts/render_tables.py"
 
@@ -48,11 +61,13 @@ REPORT_INPUTS = {
     "template": REPORT_TEMPLATE,
     "template_parts": [
         str(WORKFLOW_DIR / "report" / "macros.html.j2"),
+        str(WORKFLOW_DIR / "report" / "supplement.html.j2"),
         str(WORKFLOW_DIR / "report" / "lagged_dynamics.html.j2"),
     ],
     "summary": rules.clean_data.output.summary,
     "flow": rules.clean_data.output.flow,
     "validation": rules.clean_data.output.validation,
+    "reliability": rules.clean_data.output.reliability,
     "dictionary": rules.clean_data.output.dictionary,
     "analysis": rules.clean_data.output.analysis,
     "patients": rules.clean_data.output.patients,
@@ -78,6 +93,9 @@ REPORT_INPUTS = {
         for f in riclpm_results(f"{kind}.csv")
     ],
 }
+# the analyses reviewers ask for (multiplicity, therapist influence, sensitivity: REVIEWER_TABLES of
+# rules/models.smk), shown in the supplement
+REPORT_INPUTS["reviewer_tables"] = REVIEWER_TABLES
 # a simulated dataset's known truth (TRUTH_PATH, rules/figures.smk): the lagged estimates are shown beside it
 if TRUTH_PATH:
     REPORT_INPUTS["truth"] = TRUTH_PATH
@@ -95,6 +113,7 @@ rule render_report:
         **REPORT_INPUTS,
     output:
         html=REPORT_HTML,
+        supplement=SUPPLEMENT_HTML,
         checklist=report(
             f"{REPORT_TABLES}/reviewer_checklist.csv",
             caption="../report/reviewer_checklist.rst",
@@ -123,11 +142,13 @@ rule render_report:
 
 
 rule render_report_pdf:
-    """The HTML report printed to PDF by headless Chromium: the same document a reader sees."""
+    """The HTML report and its supplement printed to PDF by headless Chromium: the same documents a reader sees."""
     input:
         html=REPORT_HTML,
+        supplement=SUPPLEMENT_HTML,
     output:
         pdf=report(REPORT_PDF, caption="../report/report_pdf.rst", category="Report"),
+        supplement=SUPPLEMENT_PDF,
     log:
         f"{LOGS}/render_report_pdf.log",
     benchmark:

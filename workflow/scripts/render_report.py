@@ -1,4 +1,4 @@
-"""Snakemake step (rule render_report): the narrative report as one self-contained HTML file."""
+"""Snakemake step (rule render_report): the main report and its supplement, each one self-contained HTML file."""
 
 import json
 from pathlib import Path
@@ -53,6 +53,9 @@ context = report_context(
     configured_riclpm=params.riclpm_models,
     truth=read_truth(truth_path),
     truth_path=truth_path,
+    reviewer_table_paths=list(dict(inp.items()).get("reviewer_tables") or []),
+    measure_reliability=pd.read_csv(inp.reliability),  # the intake's alpha per measure (clean/reliability.csv)
 )
 write_csv(context["checklist_frame"], out.checklist)
 Path(out.html).write_text(render_html(context), encoding="utf-8")
+Path(out.supplement).write_text(render_html(context, "supplement.html.j2"), encoding="utf-8")

@@ -186,6 +186,7 @@ def mock_snakemake(
     with a :class:`StepError` that says so.
     """
     workflow = read_workflow(configfiles, cores)  # first: it loads Snakemake's modules in their order
+    import snakemake.io
     from snakemake.dag import DAG
     from snakemake.iocontainers import Snakemake
     from snakemake.jobs import Job
@@ -200,6 +201,9 @@ def mock_snakemake(
             f"rule {chosen.name}: {' '.join(f'{k}={v}' for k, v in wildcards.items())} is not a job of "
             f"this config (its outputs: {pattern})"
         )
+    # the cache of file sizes and times that Workflow.execute sets up: a resource computed from the
+    # inputs' sizes (clean_data's mem_mb) reads it
+    workflow.iocache = snakemake.io.IOCache(workflow.dag_settings.max_inventory_wait_time)
     job = Job(chosen, DAG(workflow, rules=[chosen]), wildcards_dict=wildcards)
     absent = [str(f) for f in job.input if not Path(f).exists()]
     if absent:

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -98,6 +102,19 @@ def summarise_replications(reps: pd.DataFrame) -> pd.DataFrame:
     return out[cols].reset_index()
 
 
+def map_replications(replicate: Callable[[np.random.SeedSequence], Any], seeds: list, processes: int = 1) -> list:
+    """``replicate(seed)`` for every seed, in the seeds' order, in this process or over ``processes`` workers.
+
+    A replication depends only on its own seed, so the results, and the tables made from them,
+    are the same for any number of processes; ``replicate`` must be picklable for workers (a
+    module-level function or a ``functools.partial`` of one).
+    """
+    if processes > 1:
+        with ProcessPoolExecutor(max_workers=processes) as pool:
+            return list(pool.map(replicate, seeds))
+    return [replicate(seed) for seed in seeds]
+
+
 def recovery_study(
     params: ProcessParams | None = None,
     n_patients: int = 600,
@@ -106,6 +123,7 @@ def recovery_study(
     dropout: DropoutParams | None = DEFAULT_DROPOUT,
     constrain_paths: bool = True,
     return_replications: bool = False,
+    processes: int = 1,
 ):
     """Run ``replications`` simulate-and-fit replications and summarise the recovery of every parameter.
 
@@ -122,6 +140,9 @@ def recovery_study(
         Fit the equal-paths model (long-run effects included) or the free-paths model.
     return_replications
         Also return the per-replication table (estimate, SE, CI, flags per parameter).
+    processes
+        Worker processes the replications are spread over (:func:`map_replications`; the
+        tables do not change).
 
     Returns
     -------
@@ -133,8 +154,9 @@ def recovery_study(
     """
     params = params or ProcessParams()
     rows, flag_counts, n_flagged = [], {}, 0
-    for rep, child in enumerate(np.random.SeedSequence(seed).spawn(replications), start=1):
-        rep_rows, flags = _one_replication(params, n_patients, dropout, constrain_paths, child)
+    one = partial(_one_replication, params, n_patients, dropout, constrain_paths)
+    fitted = map_replications(one, np.random.SeedSequence(seed).spawn(replications), processes)
+    for rep, (rep_rows, flags) in enumerate(fitted, start=1):
         n_flagged += bool(flags)
         for flag in flags:
             flag_counts[flag] = flag_counts.get(flag, 0) + 1

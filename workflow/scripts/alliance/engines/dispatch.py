@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from alliance.engines.identifiability import check_identifiable
 from alliance.engines.spec import (
     BOUNDARY_REL_TOL,
     CROSS_CHECK_RTOL,
@@ -63,6 +64,9 @@ def fit(
     flag ``cross_check_disagreement`` is raised when a fixed effect differs by more than
     ``CROSS_CHECK_RTOL`` (1e-4) relative.
 
+    Before any engine runs, :func:`alliance.engines.identifiability.check_identifiable` refuses a model the
+    data cannot identify (raises ``NotIdentifiable``, a ValueError naming the model and the reasons).
+
     Rows with a missing value in any column the model uses are dropped (``fit["n_dropped_missing"]``).
     ``optimizers`` applies to the statsmodels engine (optimiser sequences, each passed as
     ``MixedLM.fit(method=[...])``; the attempt with the best log-likelihood wins); ``max_iter`` caps
@@ -79,6 +83,7 @@ def fit(
         second = _engine_function(cross_check)  # unknown name -> ValueError before any fitting
         if cross_check == engine:
             raise ValueError(f"cross_check engine {cross_check!r} is the engine itself; name another engine")
+    check_identifiable(spec, data)  # the same refusals whatever the engine (alliance.engines.identifiability)
     result = _run_engine(fn, spec, data, optimizers, max_iter)
     if second is not None:
         other = _run_engine(second, spec, data, optimizers, max_iter)

@@ -16,7 +16,9 @@ no partial results. The steps, in order:
 4. apply the cleaning policy of the config: every problem that stops the run is
    raised together in one :class:`~alliance.intake.findings.InputErrors`; the others are
    repaired or the row is excluded, and recorded;
-5. score the instruments (``alliance.intake.scoring``, ``alliance.intake.instruments``),
+5. check every measure's keying against its item–rest correlations (a reverse key the data
+   contradict stops the run) and estimate its reliability (``alliance.intake.reliability``);
+   score the instruments (``alliance.intake.scoring``, ``alliance.intake.instruments``),
    put the outcome on the configured common scale, derive centred, detrended, lagged
    (``alliance.intake.derive``) and patient-level variables (``alliance.intake.patient_level``);
    describe every column (``alliance.intake.dictionary``) and the run (``alliance.intake.summary``).
@@ -36,12 +38,17 @@ import pandas as pd
 
 from alliance.intake.config import analysis_settings, check_dataset_config, cleaning_policy
 from alliance.intake.deid import dates_to_days_since_intake
+from alliance.intake.design import patients_design_checked, with_patients_design
+from alliance.intake.design_checks import design_findings, patients_without_alliance, sessions_without_patient_row
 from alliance.intake.dictionary import Context, data_dictionary
-from alliance.intake.findings import SOURCE_ROW, STOP, Finding, InputErrors, findings_to_frame
+from alliance.intake.findings import SOURCE_ROW, STOP, Finding, InputError, InputErrors, findings_to_frame
 from alliance.intake.layout import Layout, patients_layout, sessions_layout, table_options
 from alliance.intake.patient_level import PATIENT_COVARIATES, patient_level
+from alliance.intake.pseudonyms import IdentifierMask, id_columns, pseudonymise_ids, pseudonymised
 from alliance.intake.readers import read_table
 from alliance.intake.registry import Instrument
+from alliance.intake.reliability import ITEM_REST_COLUMNS, RELIABILITY_COLUMNS, measure_reliability
+from alliance.intake.repairs import trimmed_spaces, unify_ids
 from alliance.intake.scoring import session_scores
 from alliance.intake.screen import assert_deidentified
 from alliance.intake.summary import run_summary
@@ -64,6 +71,9 @@ class CleanResult:
     findings: pd.DataFrame
     flow: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    #: keying and reliability per measure and sample, and each item's item-rest r (alliance.intake.reliability)
+    reliability: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RELIABILITY_COLUMNS))
+    item_rest: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ITEM_REST_COLUMNS))
 
 
 class _Flow:
@@ -79,7 +89,7 @@ class _Flow:
                 "step": step,
                 "rows": int(len(data)),
                 "patients": int(data["patient"].nunique()),
-                "therapists": int(data["therapist"].nunique()),
+                "therapists": int(data["therapist"].nunique()) if "therapist" in data else 0,  # none recorded
                 "reason": reason,
             }
         )
@@ -115,8 +125,24 @@ def clean_dataset(
     Raises ``alliance.intake.config.ConfigError`` for a config mistake and
     :class:`~alliance.intake.findings.InputError` / :class:`~alliance.intake.findings.InputErrors`
     for input data that cannot be used; every stopping problem of the data is in
-    one ``InputErrors``.
+    one ``InputErrors``. Every finding, raised or returned, masks the patient, therapist and
+    site ids it quotes (``alliance.intake.pseudonyms``).
     """
+    mask = IdentifierMask()
+    try:
+        return _clean_dataset(dataset, analysis, cleaning, extra_instruments, mask)
+    except InputError as error:
+        raise mask.error(error) from None
+
+
+def _clean_dataset(
+    dataset: dict[str, Any],
+    analysis: dict[str, Any],
+    cleaning: dict[str, Any] | None,
+    extra_instruments: dict[str, Any] | None,
+    mask: IdentifierMask,
+) -> CleanResult:
+    """:func:`clean_dataset`; ``mask`` learns the lab's ids once the files are read."""
     cleaning = cleaning or {}
     policy, deid = cleaning_policy(cleaning)
     analysis = analysis_settings(analysis)
@@ -127,17 +153,27 @@ def clean_dataset(
 
     # 1. read and screen, before anything else; 2. canonical names, every absent column at once
     sessions, patients_input = _read_inputs(dataset, registry, deid, date_column, findings)
+    for table in (sessions, patients_input) if patients_input else (sessions,):
+        mask.learn(table.raw, table.layout)
     _check_columns(sessions, patients_input, date_column)
+    id_stops = _spellings_repaired(sessions, patients_input, policy, findings)
     data = _canonical_sessions(sessions, deid, date_column)
     layout, sessions_meta = sessions.layout, sessions.meta
     del sessions  # the canonical copy is all that is needed from here on (memory)
     flow.add("rows read", data, layout.file)
 
     # 3. validate everything at once, then apply the policy: stop, or repair and record
-    data, patients_file = _validated(data, layout, patients_input, dataset, policy, flow, findings)
+    data, patients_file = _validated(data, layout, patients_input, dataset, policy, flow, findings, id_stops)
 
-    # 4. scores, outcome on the common scale, derived variables, the patient level
+    # 4. the keying check (a contradiction stops the run) and reliability; scores, outcome on the
+    # common scale, derived variables, the patient level
+    reliability = measure_reliability(data, dataset, registry, layout)
+    findings += reliability.findings
+    keying_stops = [f for f in reliability.findings if f.is_stopping]
+    if keying_stops:
+        raise InputErrors(keying_stops, heading=_heading(len(keying_stops)))
     data = session_scores(data, dataset, analysis, registry)
+    data = _design_checked(data, layout, analysis, policy, flow, findings)
     usable = data["alliance"].notna() & data["symptoms"].notna()
     flow.add(
         "rows with alliance and outcome",
@@ -147,9 +183,11 @@ def clean_dataset(
     patients_file_layout = patients_input.layout if patients_input else None
     patients, patient_summary = patient_level(data, patients_file, patients_file_layout, registry, policy, findings)
     data, patients = _output_tables(data, patients)
+    if pseudonymise_ids(dataset):
+        data, patients = pseudonymised(data, patients)
 
     dictionary = data_dictionary(data, patients, Context(dataset, analysis, registry, layout, patients_file_layout))
-    findings_frame = findings_to_frame(findings)
+    findings_frame = findings_to_frame(mask.findings(findings))
     summary = run_summary(
         data,
         patients,
@@ -169,6 +207,8 @@ def clean_dataset(
         findings=findings_frame,
         flow=flow.frame(),
         summary=summary,
+        reliability=reliability.table,
+        item_rest=reliability.items,
     )
 
 
@@ -195,7 +235,11 @@ def _read_inputs(
         )
         findings.extend(
             assert_deidentified(
-                raw, file=layout.file, allowed_columns=deid["allowed_columns"], date_columns_to_days=date_columns
+                raw,
+                file=layout.file,
+                allowed_columns=deid["allowed_columns"],
+                date_columns_to_days=date_columns,
+                id_columns=id_columns(layout),
             )
         )
         return _Input(raw, meta, layout)
@@ -254,15 +298,23 @@ def _validated(
     policy: dict[str, Any],
     flow: _Flow,
     findings: list[Finding],
+    stops: list[Finding],
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(sessions, patients file) validated and repaired by the policy, sorted by patient and session.
 
     Repairs are appended to ``findings`` and exclusions to ``flow``; every stopping
-    problem of both files is raised at once.
+    problem of both files (and the earlier ``stops``) is raised at once.
     """
-    data, repairs, stops = sessions_checked(data, layout, label_spellings(dataset), policy)
+    labels = label_spellings(dataset)
+    in_sessions = {kind: spellings for kind, spellings in labels.items() if kind in layout.lab}
+    data, repairs, session_stops = sessions_checked(data, layout, in_sessions, policy)
     findings += repairs
-    flow.add("valid session number", data, "session number not a positive whole number")
+    stops = [*stops, *session_stops]
+    flow.add(
+        "valid session number",
+        data,
+        "session number missing, not a positive whole number, not finite or outside its plausible range",
+    )
 
     data, repairs, duplicate_stops = one_row_per_session(data, layout, policy)
     findings += repairs
@@ -270,18 +322,67 @@ def _validated(
     flow.add("one row per patient and session (analysis dataset)", data, "duplicate rows removed")
 
     data = data.sort_values(["patient", "session"], kind="stable").reset_index(drop=True)
-    data["therapist_switch"], repairs, switch_stops = therapist_switches(data, layout, policy)
-    findings += repairs
-    stops += switch_stops
+    if "therapist" in data:  # a design without therapists (no dataset.columns.therapist) has no switches
+        data["therapist_switch"], repairs, switch_stops = therapist_switches(data, layout, policy)
+        findings += repairs
+        stops += switch_stops
 
     table = None
     if patients_input is not None:
         table, repairs, patient_stops = patients_table(patients_input.raw, patients_input.layout, policy)
         findings += repairs
         stops += patient_stops
+        # design columns of the patients file: labels made canonical, copied onto the session rows
+        table, label_stops = patients_design_checked(table, patients_input.layout, labels)
+        data, repairs, design_stops = with_patients_design(data, layout, table, patients_input.layout, policy, labels)
+        findings += repairs
+        stops += label_stops + design_stops
+        data, repairs, unlisted_stops = sessions_without_patient_row(
+            data, table, layout, patients_input.layout.file, policy
+        )
+        findings += repairs
+        stops += unlisted_stops
+        if policy["sessions_without_patient_row"] == "exclude":
+            flow.add("patients with a row in the patients file", data, "sessions of patients the patients file lacks")
     if stops:
         raise InputErrors(stops, heading=_heading(len(stops)))
     return data, table
+
+
+def _spellings_repaired(
+    sessions: _Input, patients: _Input | None, policy: dict[str, Any], findings: list[Finding]
+) -> list[Finding]:
+    """Id spellings unified and surrounding spaces trimmed in the raw tables (repairs to ``findings``);
+    returns the stopping findings (ids that differ only in case or spaces, when they stop)."""
+    tables = [(sessions.raw, sessions.layout)] + ([(patients.raw, patients.layout)] if patients else [])
+    repairs, stops = unify_ids(tables, policy)
+    findings += repairs
+    for raw, layout in tables:
+        findings += trimmed_spaces(raw, layout)
+    return stops
+
+
+def _design_checked(
+    data: pd.DataFrame,
+    layout: Layout,
+    analysis: dict[str, Any],
+    policy: dict[str, Any],
+    flow: _Flow,
+    findings: list[Finding],
+) -> pd.DataFrame:
+    """Patients without an alliance score by the policy, then the design checks: what the models need.
+
+    Raises one InputErrors with every stopping finding (a design no model can use, or patients
+    without alliance under ``stop``).
+    """
+    data, repairs, stops = patients_without_alliance(data, layout, policy)
+    findings += repairs
+    if policy["patients_without_alliance"] == "exclude":
+        flow.add("patients with an alliance score", data, "no alliance score in any session")
+    stops += design_findings(data, layout, analysis["alliance_measure"])
+    if stops:
+        raise InputErrors(stops, heading=_heading(len(stops)))
+    return data
 
 
 def _output_tables(data: pd.DataFrame, patients: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -9,9 +9,13 @@ mistake stops the run before any job starts, with a message naming the key.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from alliance.intake.registry import Instrument, InstrumentRegistryError, load_registry
+
+#: The config schema, checked when the workflow loads.
+SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
 
 #: The cleaning policy when the config does not set a key (the schema's defaults, for direct callers).
 DEFAULT_POLICY: dict[str, Any] = {
@@ -23,7 +27,14 @@ DEFAULT_POLICY: dict[str, Any] = {
     "patient_switches_therapist": "keep_and_flag",
     "dropout_definition": "end_reason",
     "deidentification": {"allowed_columns": [], "dates_to_days": [], "date_format": None},
+    "implausible_value": "set_missing",
+    "id_case_variants": "merge",
+    "patients_without_alliance": "keep",
+    "sessions_without_patient_row": "keep",
+    "design_conflict": "stop",
 }
+#: Cleaning keys that hold an object whose keys the config may set one by one (defaults: the schema's).
+NESTED_POLICY = ("plausible_ranges", "covariate_outliers")
 #: Analysis settings the intake reads, when the config does not set them (the schema's defaults).
 ANALYSIS_DEFAULTS: dict[str, str] = {
     "alliance_score": "mean",
@@ -40,8 +51,19 @@ def cleaning_policy(cleaning: dict[str, Any] | None) -> tuple[dict[str, Any], di
     """(policy, de-identification settings): the config's cleaning keys over :data:`DEFAULT_POLICY`."""
     cleaning = cleaning or {}
     policy = {**DEFAULT_POLICY, **cleaning}
+    for key in NESTED_POLICY:
+        policy[key] = {**schema_cleaning_defaults(key), **(cleaning.get(key) or {})}
     deid = {**DEFAULT_POLICY["deidentification"], **(cleaning.get("deidentification") or {})}
     return policy, deid
+
+
+def schema_cleaning_defaults(key: str) -> dict[str, Any]:
+    """The schema's default of every property of the object ``cleaning.<key>`` (the one source of them)."""
+    import yaml  # only here: the rest of this module needs no third-party package
+
+    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+    properties = schema["properties"]["cleaning"]["properties"][key]["properties"]
+    return {name: entry["default"] for name, entry in properties.items()}
 
 
 def analysis_settings(analysis: dict[str, Any]) -> dict[str, Any]:
@@ -121,12 +143,25 @@ def check_dataset_config(
     _check_alliance_and_outcomes(dataset, analysis, registry)
     _check_labels(dataset["labels"])
     _check_patients_file(dataset)
+    _check_design_and_dropout(dataset, cleaning)
     _check_dates_to_days(dataset, cleaning, used)
+    _check_plausible_ranges(cleaning)
     return registry
 
 
+def _check_plausible_ranges(cleaning: dict[str, Any]) -> None:
+    """Every ``cleaning.plausible_ranges`` entry is [low, high] with low <= high."""
+    for column, bounds in (cleaning.get("plausible_ranges") or {}).items():
+        low, high = bounds
+        if not low <= high:
+            raise ConfigError(
+                f"cleaning.plausible_ranges.{column}: [{low}, {high}] has its lowest value above its highest"
+            )
+
+
 def _check_measures(measures: dict[str, Any], registry: dict[str, Instrument]) -> None:
-    """Every measure names a known instrument, lists its items in full, and no `score` with items."""
+    """Every measure names a known instrument, lists its items in full, no `score` with items and
+    no `already_keyed` with a total."""
     for key, measure in measures.items():
         instrument = measure["instrument"]
         if instrument not in registry:
@@ -144,6 +179,11 @@ def _check_measures(measures: dict[str, Any], registry: dict[str, Instrument]) -
             raise ConfigError(
                 f"dataset.measures.{key}.score: says what a supplied `total` column holds; "
                 "a measure given by `items` is scored by the pipeline (remove `score`)"
+            )
+        if "total" in measure and measure.get("already_keyed"):  # the schema's default (false) may be filled in
+            raise ConfigError(
+                f"dataset.measures.{key}.already_keyed: says whether the export's items are already keyed; "
+                "a measure given by `total` has no items to key (remove `already_keyed`)"
             )
 
 
@@ -222,12 +262,33 @@ def _check_labels(labels: dict[str, Any]) -> None:
 
 
 def _check_patients_file(dataset: dict[str, Any]) -> None:
-    """``patient_columns`` only with a patients file, and then with the patient column."""
+    """``patient_columns`` only with a patients file (its ``patient`` defaults to ``columns.patient``)."""
     patient_columns = dataset.get("patient_columns") or {}
     if patient_columns and not dataset.get("patients"):
         raise ConfigError("dataset.patient_columns: given, but dataset.patients names no patients file")
-    if dataset.get("patients") and patient_columns and "patient" not in patient_columns:
-        raise ConfigError("dataset.patient_columns.patient: required when a patients file is given")
+
+
+def _check_design_and_dropout(dataset: dict[str, Any], cleaning: dict[str, Any]) -> None:
+    """Therapy and condition come from one of the two files; dropout from a column that is mapped.
+
+    Without a patients file, ``fewer_than_planned`` has no planned number of sessions: a config
+    error, not a dropout column left missing (``end_reason`` without the column: dropout missing
+    and a warning, alliance.intake.patient_level).
+    """
+    patient_columns = dataset.get("patient_columns") or {}
+    for kind in ("therapy", "condition"):
+        if kind not in dataset["columns"] and kind not in patient_columns:
+            raise ConfigError(
+                f"dataset.columns.{kind}: the {kind} is mapped nowhere; map the sessions file's column "
+                f"in dataset.columns.{kind} or the patients file's in dataset.patient_columns.{kind}"
+            )
+    definition = cleaning.get("dropout_definition", DEFAULT_POLICY["dropout_definition"])
+    if definition == "fewer_than_planned" and "planned_sessions" not in patient_columns:
+        raise ConfigError(
+            "cleaning.dropout_definition: 'fewer_than_planned' needs the planned number of sessions, "
+            "dataset.patient_columns.planned_sessions (a column of the patients file), which is not mapped; "
+            "map it or use end_reason"
+        )
 
 
 def _check_dates_to_days(dataset: dict[str, Any], cleaning: dict[str, Any], used: dict[str, str]) -> None:

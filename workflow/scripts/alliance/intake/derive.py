@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+#: the parts of :func:`decompose_within_between` built from therapist means (absent without a therapist column)
+THERAPIST_PARTS = ("therapist_mean", "patient_within_therapist", "between_therapist")
+
 
 def decompose_within_between(
     data: pd.DataFrame,
@@ -29,7 +32,9 @@ def decompose_within_between(
         {p}_n_sessions                sessions behind the patient mean
 
     A patient's therapist is the one of their first session (switches are flagged
-    in cleaning). Person means use every session where the value is present.
+    in cleaning). Person means use every session where the value is present. Without a
+    ``therapist`` column (a design without therapists) the therapist parts
+    (:data:`THERAPIST_PARTS`) are not made.
 
     Example
     -------
@@ -42,6 +47,16 @@ def decompose_within_between(
     present = data[value].notna()
     patient_mean = data[value].groupby(data[patient]).mean()
     n_sessions = present.groupby(data[patient]).sum()
+    if therapist not in data:
+        row_patient_mean = data[patient].map(patient_mean)
+        grand_mean = patient_mean.dropna().mean()
+        parts = {
+            f"{p}_patient_mean": row_patient_mean,
+            f"{p}_within_patient": data[value] - row_patient_mean,
+            f"{p}_between_patient": row_patient_mean - grand_mean,
+            f"{p}_n_sessions": data[patient].map(n_sessions).astype("Int64"),
+        }
+        return pd.DataFrame(parts, index=data.index)
     patient_therapist = data.groupby(patient, sort=True)[therapist].first()
     patient_level = pd.DataFrame({"mean": patient_mean, "therapist": patient_therapist}).dropna(subset=["mean"])
     grand_mean = patient_level["mean"].mean()
@@ -213,6 +228,7 @@ def variance_split_anova(data: pd.DataFrame, value: str, patient: str = "patient
 
 
 __all__ = [
+    "THERAPIST_PARTS",
     "decompose_within_between",
     "within_patient_detrended",
     "session_index",

@@ -18,8 +18,9 @@ import pandas as pd
 from alliance.intake.config import supplied_score
 from alliance.intake.deid import AGE_TOPCODE_LIMIT, AGE_TOPCODE_VALUE
 from alliance.intake.instruments import RCI_CRITICAL
-from alliance.intake.layout import Layout, item_column
+from alliance.intake.layout import DESIGN_COLUMNS, Layout, item_column
 from alliance.intake.registry import Instrument
+from alliance.intake.reliability import already_keyed
 
 #: (table, or None for both tables; column) -> (meaning, units, source, instrument).
 Descriptions = dict[tuple[str | None, str], tuple[str, str, str, str]]
@@ -126,8 +127,11 @@ class _Outcomes:
 
 
 def _describe_design(book: _Book, ctx: Context) -> None:
-    """The sessions file's design columns (ids, session, time, therapy, condition)."""
-    put, lab = book.put, ctx.layout.lab
+    """The sessions file's design columns (ids, session, time, therapy, condition); a design
+    column of the patients file only is named with that file."""
+    patients_lab = ctx.patients_layout.lab if ctx.patients_layout else {}
+    from_patients = {c: f"{patients_lab[c]} (patients file)" for c in DESIGN_COLUMNS if c in patients_lab}
+    put, lab = book.put, {**from_patients, **ctx.layout.lab}
     put(
         "source_row",
         "Row of this session in the sessions file (header = row 1), to trace a value back",
@@ -135,12 +139,12 @@ def _describe_design(book: _Book, ctx: Context) -> None:
         ctx.layout.file,
     )
     put("patient", "Patient pseudonymous id", "", lab["patient"])
-    put("therapist", "Therapist pseudonymous id of this session", "", lab["therapist"], table="sessions")
+    put("therapist", "Therapist pseudonymous id of this session", "", lab.get("therapist", ""), table="sessions")
     put(
         "therapist",
         "Therapist of the patient's first session (the patient's therapist in therapist-level variables)",
         "",
-        lab["therapist"],
+        lab.get("therapist", ""),
         table="patients",
     )
     put(
@@ -170,17 +174,27 @@ def _describe_measures(book: _Book, ctx: Context) -> None:
     put, lab = book.put, ctx.layout.lab
     for key, measure in ctx.dataset["measures"].items():
         inst = ctx.registry[measure["instrument"]]
-        item_units = f"{inst.item_min:g}-{inst.item_max:g}"
+        mean_low, mean_high = inst.score_range("mean")
+        item_units = f"{mean_low:g}-{mean_high:g}"  # the mean's; each item's below (item_ranges)
         total_units = f"points ({inst.total_min:g}-{inst.total_max:g})"
         if "items" in measure:
             sources = [lab[item_column(key, k)] for k in range(1, inst.n_items + 1)]
             from_items = f"derived from items {sources[0]} ... {sources[-1]}"
             for k, source in enumerate(sources, start=1):
-                reverse = "; reverse-keyed in scoring" if k in inst.reverse_items else ""
+                reverse = (
+                    ""
+                    if k not in inst.reverse_items
+                    else (
+                        "; reverse-keyed, already keyed in the export (already_keyed: true)"
+                        if already_keyed(measure)
+                        else "; reverse-keyed in scoring"
+                    )
+                )
+                low, high = inst.item_range(k)
                 put(
                     item_column(key, k),
                     f"{inst.name}: item {k} as answered{reverse} (invalid values set missing)",
-                    item_units,
+                    f"{low:g}-{high:g}",
                     source,
                     inst.id,
                 )

@@ -113,32 +113,41 @@ def score_items(items: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
             x = items.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{inst.id}: item columns must be numeric ({exc})") from exc
+    low, high = (np.array([r[i] for r in inst.item_ranges], dtype=np.float64) for i in (0, 1))
     with np.errstate(invalid="ignore"):
-        out_of_range = (x < inst.item_min) | (x > inst.item_max)
+        out_of_range = (x < low) | (x > high)
     if out_of_range.any():
         r, c = np.argwhere(out_of_range)[0]
         raise ValueError(
-            f"{inst.id}: {int(out_of_range.sum())} item value(s) outside "
-            f"[{inst.item_min:g}, {inst.item_max:g}], first at row {items.index[r]!r}, item {c + 1}: {x[r, c]!r}"
+            f"{inst.id}: {int(out_of_range.sum())} item value(s) outside their item's range; the first: "
+            f"outside [{low[c]:g}, {high[c]:g}] at row {items.index[r]!r}, item {c + 1}: {x[r, c]:g}"
         )
     if inst.reverse_items:
         rev = np.asarray(inst.reverse_items) - 1
-        x[:, rev] = (inst.item_min + inst.item_max) - x[:, rev]
+        x[:, rev] = (low[rev] + high[rev]) - x[:, rev]
 
-    total, mean, n_miss = _prorated(x, np.arange(inst.n_items), inst.prorate_max_missing)
+    # items of different ranges: prorated on the share of the answered items' possible range
+    ranges = None if inst.uniform_items else (low, high)
+    total, mean, n_miss = _prorated(x, np.arange(inst.n_items), inst.prorate_max_missing, ranges)
     out: dict[str, Any] = {"total": total, "mean": mean}
     for name, sub_items in inst.subscales.items():
-        s_total, s_mean, _ = _prorated(x, np.asarray(sub_items) - 1, inst.subscale_max_missing(name))
+        s_total, s_mean, _ = _prorated(x, np.asarray(sub_items) - 1, inst.subscale_max_missing(name), ranges)
         out[f"sub_{name}"] = s_total if inst.score == "sum" else s_mean
     out["n_missing_items"] = n_miss.astype(np.int64)
     out["prorated"] = (n_miss > 0) & ~np.isnan(total)
     return pd.DataFrame(out, index=items.index)
 
 
-def _prorated(x: np.ndarray, cols: np.ndarray, max_missing: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prorated(
+    x: np.ndarray, cols: np.ndarray, max_missing: int, ranges: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(prorated sum, mean, n_missing) of the item matrix ``x`` over the given 0-based columns.
 
-    Missing (NaN) when more than ``max_missing`` of the columns are missing.
+    Missing (NaN) when more than ``max_missing`` of the columns are missing. Items of one range:
+    k x the mean of the answered items. Items of different ranges (``ranges`` = (min, max) of every
+    item): the answered items' share of their possible range, (s - their minima) / (their maxima -
+    their minima), carried onto the whole range of the columns, and the mean is total / k (the
+    same numbers as the rule of one range when the ranges are equal).
     """
     sub = x[:, cols]
     miss = np.isnan(sub)
@@ -148,8 +157,17 @@ def _prorated(x: np.ndarray, cols: np.ndarray, max_missing: int) -> tuple[np.nda
     s = np.where(miss, 0.0, sub).sum(axis=1)
     ok = (n_miss <= max_missing) & (n_ans > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(ok, s / n_ans, np.nan)
-        total = np.where(ok, np.where(n_miss == 0, s, k * s / n_ans), np.nan)
+        if ranges is None:
+            mean = np.where(ok, s / n_ans, np.nan)
+            total = np.where(ok, np.where(n_miss == 0, s, k * s / n_ans), np.nan)
+            return total, mean, n_miss
+        low, high = ranges[0][cols], ranges[1][cols]
+        answered_low = np.where(miss, 0.0, low).sum(axis=1)
+        answered_span = np.where(miss, 0.0, high - low).sum(axis=1)
+        share = (s - answered_low) / answered_span
+        prorated = low.sum() + share * (high - low).sum()
+        total = np.where(ok, np.where(n_miss == 0, s, prorated), np.nan)
+        mean = total / k
     return total, mean, n_miss
 
 

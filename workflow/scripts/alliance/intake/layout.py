@@ -33,8 +33,21 @@ SESSION_COLUMNS = (
     "condition",
     "alliance_rater",
 )
+#: Design columns: each may come from the sessions file, the patients file or both (alliance.intake.design).
+DESIGN_COLUMNS = ("site", "study", "therapy", "condition", "alliance_rater")
+#: Design columns whose values are labels mapped by ``dataset.labels``; every session needs one.
+LABELLED_DESIGN_COLUMNS = ("therapy", "condition")
 #: Canonical columns of the optional patients file.
-PATIENT_COLUMNS = ("patient", "age", "age_band", "sex", "expectancy", "end_reason", "planned_sessions")
+PATIENT_COLUMNS = (
+    "patient",
+    *DESIGN_COLUMNS,
+    "age",
+    "age_band",
+    "sex",
+    "expectancy",
+    "end_reason",
+    "planned_sessions",
+)
 
 
 @dataclass(frozen=True)
@@ -116,7 +129,8 @@ def sessions_layout(dataset: dict[str, Any], registry: dict[str, Instrument]) ->
                 canonical = item_column(key, k)
                 lab[canonical] = column
                 origin[canonical] = f"dataset.measures.{key}.items"
-                numbers[canonical] = Number(instrument.item_min, instrument.item_max, True, f"{instrument.id} item {k}")
+                low, high = instrument.item_range(k)  # items may differ in range (registry item_ranges)
+                numbers[canonical] = Number(low, high, True, f"{instrument.id} item {k}")
         else:
             score = supplied_score(measure)
             canonical = f"{key}_{score}"
@@ -129,8 +143,8 @@ def sessions_layout(dataset: dict[str, Any], registry: dict[str, Instrument]) ->
 
 
 def patients_layout(dataset: dict[str, Any]) -> Layout:
-    """The patients file's layout (only the patient column when ``patient_columns`` is not given)."""
-    mapping = dataset.get("patient_columns") or {"patient": dataset["columns"]["patient"]}
+    """The patients file's layout; its patient column is the sessions file's unless ``patient_columns`` names it."""
+    mapping = {"patient": dataset["columns"]["patient"], **(dataset.get("patient_columns") or {})}
     lab = {c: str(mapping[c]) for c in PATIENT_COLUMNS if c in mapping}
     origin = {c: f"dataset.patient_columns.{c}" for c in lab}
     numbers = {

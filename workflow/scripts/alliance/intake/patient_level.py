@@ -20,7 +20,7 @@ from alliance.intake import derive
 from alliance.intake.deid import QUASI_IDENTIFIERS, small_cells
 from alliance.intake.findings import SOURCE_ROW, WARN, Finding
 from alliance.intake.instruments import reliable_change
-from alliance.intake.layout import Layout
+from alliance.intake.layout import DESIGN_COLUMNS, Layout
 from alliance.intake.registry import Instrument
 
 #: Patient covariates copied onto every session row of the analysis dataset.
@@ -71,8 +71,9 @@ def _from_sessions(data: pd.DataFrame) -> pd.DataFrame:
         n_sessions=grouped.size(),
         first_session=grouped["session"].min(),
         last_session=grouped["session"].max(),
-        therapist_switch=heads["therapist_switch"],
     )
+    if "therapist_switch" in heads:  # absent in a design without therapists
+        columns["therapist_switch"] = heads["therapist_switch"]
     patients = pd.DataFrame(columns)
     patients.index.name = "patient"
 
@@ -98,18 +99,7 @@ def _with_patients_file(
 ) -> pd.DataFrame:
     """``patients`` with the patients file's columns; patients in only one of the two are findings."""
     file, lab = layout.file, layout.lab["patient"]
-    listed = patients["patient"].isin(table["patient"])
-    for patient in patients.loc[~listed, "patient"]:
-        findings.append(
-            Finding(
-                file,
-                None,
-                lab,
-                str(patient),
-                "has sessions but no row in the patients file; the patient's covariates are missing",
-                "kept; covariates missing",
-            )
-        )
+    # patients with sessions but no row here: alliance.intake.design_checks.sessions_without_patient_row
     unused = table.loc[~table["patient"].isin(patients["patient"])]
     for row, patient in zip(unused[SOURCE_ROW], unused["patient"]):
         findings.append(
@@ -117,7 +107,9 @@ def _with_patients_file(
                 file, int(row), lab, str(patient), "is in the patients file but has no sessions", "not in the analysis"
             )
         )
-    return patients.merge(table.drop(columns=[SOURCE_ROW]), on="patient", how="left")
+    # the design columns of the file are on the session rows already (alliance.intake.design)
+    design = [c for c in DESIGN_COLUMNS if c in table.columns]
+    return patients.merge(table.drop(columns=[SOURCE_ROW, *design]), on="patient", how="left")
 
 
 def _dropout(patients: pd.DataFrame, definition: str, findings: list[Finding]) -> pd.Series:

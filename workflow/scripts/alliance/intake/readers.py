@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from alliance.intake.formats import infer_format, parse_file
 __all__ = [
     "DEFAULT_MISSING_CODES",
     "column_letter",
+    "not_a_data_file",
     "read_table",
 ]
 
@@ -251,6 +253,23 @@ def read_table(  # long only by its docstring, the contract every caller relies 
     return df, ordered
 
 
+def not_a_data_file(path: str | os.PathLike) -> str | None:
+    """Why an existing ``path`` cannot be a data file (a directory, device, pipe or socket), or None.
+
+    Checked before anything is read (here and when the workflow loads, rules/common.smk):
+    ``/dev/zero`` would be read until memory runs out, a pipe may never end.
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a data file; check the path in the config"
+    if not stat.S_ISREG(mode):
+        return (
+            "is not a regular file (a device, pipe or socket, which may never end); point the config at "
+            "the data file itself"
+        )
+    return None
+
+
 def _read_bytes(path: Path, file: str) -> bytes:
     """The file's bytes; a missing file, a directory or an empty file is an InputError."""
     if not path.exists():
@@ -258,8 +277,9 @@ def _read_bytes(path: Path, file: str) -> bytes:
             f"the file does not exist; check the path in the config (relative paths are resolved from {os.getcwd()})",
             file=file,
         )
-    if path.is_dir():
-        raise InputError("is a directory, not a data file; check the path in the config", file=file)
+    why = not_a_data_file(path)
+    if why is not None:
+        raise InputError(why, file=file)
     raw = path.read_bytes()
     if len(raw) == 0:
         raise InputError(

@@ -56,8 +56,6 @@ INSTRUMENT_SCHEMA: dict[str, Any] = {
         "name",
         "construct",
         "n_items",
-        "item_min",
-        "item_max",
         "reverse_items",
         "subscales",
         "higher_is",
@@ -79,6 +77,12 @@ INSTRUMENT_SCHEMA: dict[str, Any] = {
         "n_items": {"type": "integer", "minimum": 1},
         "item_min": {"type": "number"},
         "item_max": {"type": "number"},
+        # items with different ranges: [min, max] of every item, in item order (instead of item_min/item_max)
+        "item_ranges": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        },
         "reverse_items": _ITEM_LIST,
         "subscales": {
             "type": "object",
@@ -168,6 +172,18 @@ class Instrument:
     reliability_source: str | None = None
     clinical_cutoff_source: str | None = None
     notes: str | None = None
+    #: (min, max) of every item, in item order; all equal to (item_min, item_max) unless the entry
+    #: gives ``item_ranges`` (then item_min / item_max are the smallest minimum and largest maximum)
+    item_ranges: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def uniform_items(self) -> bool:
+        """True when every item has the range item_min..item_max."""
+        return all(r == (self.item_min, self.item_max) for r in self.item_ranges)
+
+    def item_range(self, k: int) -> tuple[float, float]:
+        """(min, max) of item ``k`` (1-based)."""
+        return self.item_ranges[k - 1]
 
     def subscale_max_missing(self, name: str) -> int:
         """Missing items allowed in subscale ``name``: floor(prorate_max_missing * k / n_items)."""
@@ -179,7 +195,9 @@ class Instrument:
         if score == "total":
             return (self.total_min, self.total_max)
         if score == "mean":
-            return (self.item_min, self.item_max)
+            if self.uniform_items:
+                return (self.item_min, self.item_max)
+            return (self.total_min / self.n_items, self.total_max / self.n_items)  # the mean is total / n_items
         raise ValueError(f"score must be 'total' or 'mean', got {score!r}")
 
     def as_dict(self) -> dict[str, Any]:
@@ -188,8 +206,11 @@ class Instrument:
             "name": self.name,
             "construct": self.construct,
             "n_items": self.n_items,
-            "item_min": self.item_min,
-            "item_max": self.item_max,
+            **(
+                {"item_min": self.item_min, "item_max": self.item_max}
+                if self.uniform_items
+                else {"item_ranges": [list(r) for r in self.item_ranges]}
+            ),
             "reverse_items": list(self.reverse_items),
             "subscales": {k: list(v) for k, v in self.subscales.items()},
             "higher_is": self.higher_is,
@@ -246,10 +267,11 @@ def _schema_errors(inst_id: str, entry: Any) -> list[str]:
 
 def _check_entry(inst_id: str, d: Mapping[str, Any]) -> list[str]:
     """Cross-field rules a JSON Schema cannot express. Assumes the schema passed."""
-    errs: list[str] = []
-    n, lo, hi = d["n_items"], d["item_min"], d["item_max"]
-    if hi <= lo:
-        errs.append(_err(inst_id, "item_max", f"item_max ({hi}) must be greater than item_min ({lo})"))
+    n = d["n_items"]
+    errs, ranges = _item_range_errors(inst_id, d)
+    if errs:
+        return errs
+    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
     bad = [i for i in d["reverse_items"] if i > n]
     if bad:
         errs.append(_err(inst_id, "reverse_items", f"item numbers {bad} exceed n_items ({n})"))
@@ -258,9 +280,11 @@ def _check_entry(inst_id: str, d: Mapping[str, Any]) -> list[str]:
         if bad:
             errs.append(_err(inst_id, f"subscales.{name}", f"item numbers {bad} exceed n_items ({n})"))
     if hi > lo:
-        for fld, want in (("total_min", n * lo), ("total_max", n * hi)):
+        uniform = "item_ranges" not in d
+        for fld, want in (("total_min", sum(r[0] for r in ranges)), ("total_max", sum(r[1] for r in ranges))):
             if not math.isclose(d[fld], want, rel_tol=0, abs_tol=1e-9):
-                errs.append(_err(inst_id, fld, f"{d[fld]} != n_items * item_{fld[6:]} = {want}"))
+                rule = f"n_items * item_{fld[6:]}" if uniform else f"the sum of the items' {fld[6:]}ima (item_ranges)"
+                errs.append(_err(inst_id, fld, f"{d[fld]} != {rule} = {want}"))
     if d["prorate_max_missing"] >= n:
         errs.append(_err(inst_id, "prorate_max_missing", f"must be smaller than n_items ({n})"))
     t_lo, t_hi = d["total_min"], d["total_max"]
@@ -308,6 +332,31 @@ def _check_entry(inst_id: str, d: Mapping[str, Any]) -> list[str]:
     return errs
 
 
+def _item_range_errors(inst_id: str, d: Mapping[str, Any]) -> tuple[list[str], list[tuple[float, float]]]:
+    """(errors, (min, max) of every item): item_min and item_max, or item_ranges, one per item."""
+    n = d["n_items"]
+    if "item_ranges" in d:
+        given = [k for k in ("item_min", "item_max") if k in d]
+        if given:
+            return [_err(inst_id, given[0], "give item_min and item_max, or item_ranges, not both")], []
+        ranges = [(float(a), float(b)) for a, b in d["item_ranges"]]
+        if len(ranges) != n:
+            return [_err(inst_id, "item_ranges", f"lists {len(ranges)} ranges but n_items is {n}")], []
+        errs = [
+            _err(inst_id, f"item_ranges.{k}", f"item {k}: max ({b:g}) must be greater than min ({a:g})")
+            for k, (a, b) in enumerate(ranges, start=1)
+            if b <= a
+        ]
+        return errs, ranges
+    missing = [k for k in ("item_min", "item_max") if k not in d]
+    if missing:
+        return [_err(inst_id, k, "required field is missing (or give item_ranges)") for k in missing], []
+    lo, hi = d["item_min"], d["item_max"]
+    if hi <= lo:
+        return [_err(inst_id, "item_max", f"item_max ({hi}) must be greater than item_min ({lo})")], []
+    return [], [(float(lo), float(hi))] * n
+
+
 def _parse_entry(inst_id: Any, entry: Any) -> Instrument:
     """One registry entry validated (schema, then cross-field rules) and turned into an Instrument."""
     if not isinstance(inst_id, str) or not re.match(_ID_PATTERN, inst_id):
@@ -327,13 +376,15 @@ def _parse_entry(inst_id: Any, entry: Any) -> Instrument:
         return None if x is None else float(x)
 
     bands = entry["severity_bands"]
+    _, ranges = _item_range_errors(inst_id, entry)
     return Instrument(
         id=inst_id,
         name=entry["name"],
         construct=entry["construct"],
         n_items=int(entry["n_items"]),
-        item_min=float(entry["item_min"]),
-        item_max=float(entry["item_max"]),
+        item_min=min(r[0] for r in ranges),
+        item_max=max(r[1] for r in ranges),
+        item_ranges=tuple(ranges),
         reverse_items=tuple(sorted(int(i) for i in entry["reverse_items"])),
         subscales=MappingProxyType({k: tuple(int(i) for i in v) for k, v in entry["subscales"].items()}),
         higher_is=entry["higher_is"],

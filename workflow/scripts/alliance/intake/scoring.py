@@ -21,12 +21,14 @@ from alliance.intake.config import supplied_score
 from alliance.intake.instruments import score_items
 from alliance.intake.layout import item_column
 from alliance.intake.registry import Instrument
+from alliance.intake.reliability import scoring_instrument
 
 
 def score_measures(data: pd.DataFrame, dataset: dict[str, Any], registry: dict[str, Instrument]) -> pd.DataFrame:
     """Totals, means and subscales of every measure, with the prorating rule applied.
 
-    Items are scored by ``alliance.intake.instruments.score_items``; a supplied total gives
+    Items are scored by ``alliance.intake.instruments.score_items`` (without the registry's
+    reverse keys when ``already_keyed`` says the export holds keyed items); a supplied total gives
     the mean (total / n_items) and a supplied mean the total.
     """
     scored: dict[str, pd.Series] = {}
@@ -34,7 +36,7 @@ def score_measures(data: pd.DataFrame, dataset: dict[str, Any], registry: dict[s
         instrument = registry[measure["instrument"]]
         if "items" in measure:
             items = data[[item_column(key, k) for k in range(1, instrument.n_items + 1)]]
-            scores = score_items(items, instrument)
+            scores = score_items(items, scoring_instrument(measure, instrument))  # no keys if already keyed
             for column in scores.columns:
                 scored[f"{key}_{column}"] = scores[column]
         elif supplied_score(measure) == "total":

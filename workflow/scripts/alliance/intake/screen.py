@@ -26,6 +26,10 @@ What is checked
   name suggests a location, and free text (a column where a substantial share
   of values have 4+ words or more than 40 characters). Columns of a
   date/datetime type count as full dates (:mod:`alliance.intake.identifier_values`).
+* **Values of the mapped id and label columns** (``id_columns``: patient, therapist, site,
+  therapy, condition): NHS/CHI numbers and other numbers with a valid check digit, social
+  security and national insurance numbers, full UK postcodes and ZIP+4 codes, and people's
+  names in the patient and therapist ids (:mod:`alliance.intake.identifier_codes`).
 
 Each problem is reported once per column and kind, at the **first** offending
 row (the ``_source_row`` added by :func:`alliance.intake.readers.read_table`; header
@@ -43,6 +47,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from alliance.intake.findings import SOURCE_ROW, STOP, WARN, Finding, InputErrors, source_rows
+from alliance.intake.identifier_codes import id_code_findings
 from alliance.intake.identifier_names import identifier_label
 from alliance.intake.identifier_values import REMOVE_ADVICE, mask_value, value_findings
 from alliance.intake.text import as_str, missing_as_false
@@ -56,6 +61,7 @@ def screen_identifiers(
     file: str | None,
     allowed_columns: Iterable[str] = (),
     date_columns_to_days: Iterable[str] | None = None,
+    id_columns: dict[str, str] | None = None,
 ) -> list[Finding]:
     """Screen a table for direct identifiers; returns findings (does not raise).
 
@@ -68,6 +74,9 @@ def screen_identifiers(
         skipped entirely (name and values).
     date_columns_to_days : columns that will be converted to days since intake
         (:func:`alliance.intake.deid.dates_to_days_since_intake`); full dates in them are not flagged.
+    id_columns : the lab's column -> its canonical role (``patient``, ``therapist``, ``site``,
+        ``therapy``, ``condition``): their values are also checked for health-service and national
+        numbers, postcodes and people's names (:mod:`alliance.intake.identifier_codes`).
 
     Returns
     -------
@@ -88,6 +97,9 @@ def screen_identifiers(
             continue
         s = df[column]
         found = value_findings(s, col, file, rows, check_dates=col not in to_days)
+        if col in (id_columns or {}):  # a cell both checks flag is named once, by the specific check
+            coded = id_code_findings(s, col, id_columns[col], file, rows)
+            found = [f for f in found if f.row not in {c.row for c in coded}] + coded
         findings.extend(found)
         label = identifier_label(col)
         if label is None or any(f.is_stopping for f in found):
@@ -129,13 +141,18 @@ def assert_deidentified(
     file: str | None,
     allowed_columns: Iterable[str] = (),
     date_columns_to_days: Iterable[str] | None = None,
+    id_columns: dict[str, str] | None = None,
 ) -> list[Finding]:
     """Run :func:`screen_identifiers`; raise :class:`InputErrors` if anything stops the run.
 
     Returns the non-stopping findings (warnings) when nothing stops the run.
     """
     findings = screen_identifiers(
-        df, file=file, allowed_columns=allowed_columns, date_columns_to_days=date_columns_to_days
+        df,
+        file=file,
+        allowed_columns=allowed_columns,
+        date_columns_to_days=date_columns_to_days,
+        id_columns=id_columns,
     )
     stopping = [f for f in findings if f.is_stopping]
     if stopping:

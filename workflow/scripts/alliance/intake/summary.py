@@ -29,7 +29,8 @@ def run_summary(
     ``patient_summary`` is what :func:`alliance.intake.patient_level.patient_level` returned.
     """
     per_patient = data.groupby("patient")["session"].size()
-    per_therapist = data.groupby("therapist")["patient"].nunique()
+    has_therapist = "therapist" in data  # not in a design without therapists
+    per_therapist = data.groupby("therapist")["patient"].nunique() if has_therapist else None
     cells = patients.groupby(["therapy", "condition"]).size().rename("patients").reset_index()
     usable = data["alliance"].notna() & data["symptoms"].notna()
     dropout = patients["dropout"]
@@ -42,9 +43,9 @@ def run_summary(
         "rows": int(len(data)),
         "rows_with_alliance_and_outcome": int(usable.sum()),
         "patients": int(data["patient"].nunique()),
-        "therapists": int(data["therapist"].nunique()),
+        "therapists": int(data["therapist"].nunique()) if has_therapist else 0,
         "sessions_per_patient": _spread(per_patient),
-        "patients_per_therapist": _spread(per_therapist),
+        "patients_per_therapist": _spread(per_therapist) if has_therapist else None,
         "design_cells": cells.to_dict(orient="records"),
         "missing_share": {c: round(float(data[c].isna().mean()), 6) for c in ("alliance", "symptoms")},
         "dropout_definition": policy["dropout_definition"],
@@ -68,7 +69,7 @@ def run_summary(
                 int(patients["age"].eq(AGE_TOPCODE_VALUE).sum()) if "age" in patients.columns else None
             ),
         },
-        "patient_switches": int(patients["therapist_switch"].sum()),
+        "patient_switches": int(patients["therapist_switch"].sum()) if has_therapist else 0,
     }
 
 

@@ -32,7 +32,8 @@ def cell_text(column: pd.Series) -> pd.Series:
     """
     if column.dtype.kind in "fiu":
         numeric = column.astype(float)
-        whole = numeric.notna() & np.isfinite(numeric) & (numeric == np.floor(numeric))
+        # beyond 2**53 a float is no longer an exact whole number (and int64 would overflow)
+        whole = numeric.notna() & np.isfinite(numeric) & (numeric == np.floor(numeric)) & (numeric.abs() < 2**53)
         text = numeric.astype("str").where(numeric.notna())
         text = text.mask(whole, numeric[whole].astype("int64").astype("str"))
     elif column.dtype == object:

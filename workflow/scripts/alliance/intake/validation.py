@@ -21,6 +21,14 @@ import pandera.pandas as pa
 from alliance.intake.deid import topcode_age
 from alliance.intake.findings import SOURCE_ROW, STOP, Finding
 from alliance.intake.layout import Layout, Number
+from alliance.intake.plausibility import (
+    NOT_FINITE,
+    covariate_outliers,
+    finite_check,
+    plausible_check,
+    plausible_reason,
+)
+from alliance.intake.repairs import rows_text, whole_numbers_with_decimals
 from alliance.intake.text import parse_numbers
 
 #: Which cleaning key decides about each kind of validation failure (None: always stops).
@@ -29,17 +37,31 @@ CHECK_POLICY = {
     "known_label": None,
     "unique_patient": None,
     "session_number": "invalid_session",
+    "finite_session": "invalid_session",
+    "plausible_session": "invalid_session",
     "numeric_value": "non_numeric_value",
+    "finite_number": "implausible_value",
+    "plausible_value": "implausible_value",
     "within_range": "out_of_range_item",
     "whole_number": "out_of_range_item",
 }
 #: What a repair does, per kind of failure (the finding's action).
 REPAIR_ACTION = {
     "session_number": "row excluded",
+    "finite_session": "row excluded",
+    "plausible_session": "row excluded",
     "numeric_value": "set to missing",
+    "finite_number": "set to missing",
+    "plausible_value": "set to missing",
     "within_range": "set to missing",
     "whole_number": "set to missing",
 }
+#: Checks whose failure takes the row out (no session number to place it).
+ROW_CHECKS = ("present", "session_number", "finite_session", "plausible_session")
+#: Checks whose failure sets a numeric cell missing when repaired.
+NUMBER_CHECKS = ("numeric_value", "finite_number", "within_range", "whole_number", "plausible_value")
+#: Stopping checks reported once per column and distinct value, with its count and example rows.
+GROUPED_CHECKS = ("present", "known_label")
 #: Columns of :func:`validate`'s table of failing cells.
 FAILURE_COLUMNS = ["row", "index", "column", "check", "value", "reason"]
 
@@ -71,17 +93,22 @@ class _Rule:
 
 
 def _session_rules(
-    labels: dict[str, dict[str, str]], numbers: dict[str, Number], parsed: dict[str, pd.Series]
+    labels: dict[str, dict[str, str]],
+    numbers: dict[str, Number],
+    parsed: dict[str, pd.Series],
+    ranges: dict[str, list[float]],
 ) -> list[_Rule]:
     """The rules of the sessions table: ids present, session numbers, known labels, numbers.
 
-    ``parsed`` holds the session column and every numeric column parsed as numbers.
+    ``parsed`` holds the session column and every numeric column parsed as numbers;
+    ``ranges`` is ``cleaning.plausible_ranges``.
     """
     session_number = parsed["session"]
 
     def is_session_number(values: pd.Series) -> pd.Series:
         number = _aligned(session_number, values)
-        return number.notna() & (number == np.floor(number)) & (number >= 1)
+        infinite = np.isinf(number.to_numpy(dtype="float64", na_value=np.nan))
+        return number.notna() & (infinite | ((number == np.floor(number)) & (number >= 1)))
 
     rules = [
         _Rule("patient", "present", _is_present, "", "the patient id is missing; every row needs one"),
@@ -92,6 +119,13 @@ def _session_rules(
             is_session_number,
             "is not a session number (a whole number from 1)",
             "the session number is missing; every row needs one",
+        ),
+        _Rule("session", "finite_session", finite_check(session_number), NOT_FINITE),
+        _Rule(
+            "session",
+            "plausible_session",
+            plausible_check(session_number, *ranges["session"], valid=is_session_number),
+            plausible_reason("session", "session numbers", ranges["session"]),
         ),
     ]
     for kind, mapping in labels.items():
@@ -106,12 +140,15 @@ def _session_rules(
                 f"the {kind} label is missing; every row needs one",
             )
         )
-    rules += _number_rules(numbers, parsed)
+    rules += _number_rules(numbers, parsed, ranges)
     return rules
 
 
-def _number_rules(numbers: dict[str, Number], parsed: dict[str, pd.Series]) -> list[_Rule]:
-    """Per numeric column: a number (or missing), within its range, whole where it must be."""
+def _number_rules(
+    numbers: dict[str, Number], parsed: dict[str, pd.Series], ranges: dict[str, list[float]]
+) -> list[_Rule]:
+    """Per numeric column: a number (or missing), finite, within its range, whole where it must be,
+    and inside its plausible range if ``ranges`` (``cleaning.plausible_ranges``) has one."""
     rules = []
     for column, rule in numbers.items():
         number = parsed[column]
@@ -121,7 +158,7 @@ def _number_rules(numbers: dict[str, Number], parsed: dict[str, pd.Series]) -> l
 
         def is_within_range(values: pd.Series, number: pd.Series = number, rule: Number = rule) -> pd.Series:
             n = _aligned(number, values)
-            return n.isna() | n.between(rule.low, rule.high)
+            return n.isna() | np.isinf(n.to_numpy(dtype="float64", na_value=np.nan)) | n.between(rule.low, rule.high)
 
         def is_whole_number(values: pd.Series, number: pd.Series = number, rule: Number = rule) -> pd.Series:
             n = _aligned(number, values)
@@ -130,9 +167,17 @@ def _number_rules(numbers: dict[str, Number], parsed: dict[str, pd.Series]) -> l
         rules.append(
             _Rule(column, "numeric_value", is_numeric_or_missing, f"is text in a numeric column ({rule.what})")
         )
+        rules.append(_Rule(column, "finite_number", finite_check(number), NOT_FINITE))
         rules.append(_Rule(column, "within_range", is_within_range, rule.range_reason()))
         if rule.integer:
             rules.append(_Rule(column, "whole_number", is_whole_number, rule.whole_reason()))
+        if column in ranges:
+
+            def is_valid(values: pd.Series, range_ok=is_within_range, whole_ok=is_whole_number, rule=rule):
+                return range_ok(values) & (whole_ok(values) if rule.integer else True)
+
+            test = plausible_check(number, *ranges[column], valid=is_valid)
+            rules.append(_Rule(column, "plausible_value", test, plausible_reason(column, rule.what, ranges[column])))
     return rules
 
 
@@ -209,6 +254,25 @@ def validate(data: pd.DataFrame, rules: list[_Rule], order: list[str]) -> pd.Dat
     return out.sort_values(["row", "position"], kind="stable").drop(columns="position").reset_index(drop=True)
 
 
+def one_per_value(failures: pd.DataFrame) -> pd.DataFrame:
+    """The failures of :data:`GROUPED_CHECKS` collapsed to one per column and distinct value.
+
+    An unknown label typed in 50 rows is one problem: it is reported at its first row,
+    its reason ending with the number of rows and the first of them (:func:`rows_text`).
+    """
+    grouped = failures["check"].isin(GROUPED_CHECKS)
+    if not grouped.any():
+        return failures
+    keys = [failures["column"], failures["check"], failures["value"].fillna("\x00missing")]
+    by_value = failures["row"].groupby(keys, sort=False)
+    rows, count = by_value.transform(rows_text), by_value.transform("size")
+    first = ~failures.duplicated(subset=["column", "check", "value"], keep="first")
+    out = failures.copy()
+    many = grouped & (count > 1)
+    out.loc[many, "reason"] = out.loc[many, "reason"] + "; found in " + rows[many]
+    return out.loc[~grouped | first].reset_index(drop=True)
+
+
 def failures_to_findings(
     failures: pd.DataFrame, layout: Layout, policy: dict[str, Any]
 ) -> tuple[list[Finding], list[Finding]]:
@@ -238,16 +302,20 @@ def sessions_checked(
     ``labels`` is :func:`label_spellings` of the dataset.
     """
     parsed = {c: parse_numbers(data[c]) for c in ["session", *layout.numbers]}
-    failures = validate(data, _session_rules(labels, layout.numbers, parsed), list(data.columns))
-    stops, repairs = failures_to_findings(failures, layout, policy)
-    unusable = failures.loc[failures["check"].isin(["session_number", "present"]), "index"]
+    rules = _session_rules(labels, layout.numbers, parsed, policy["plausible_ranges"])
+    if "therapist" not in data:  # a design without therapists (no dataset.columns.therapist)
+        rules = [r for r in rules if r.column != "therapist"]
+    failures = validate(data, rules, list(data.columns))
+    stops, repairs = failures_to_findings(one_per_value(failures), layout, policy)
+    repairs += whole_numbers_with_decimals(data, layout)
+    unusable = failures.loc[failures["check"].isin(ROW_CHECKS), "index"]
     data = data.drop(index=unusable.unique())
     _repair_numbers(data, layout.numbers, parsed, failures)
     data["session"] = parsed["session"].reindex(data.index).astype("int64")
     del parsed
     if "days_since_intake" in layout.numbers:
         data["days_since_intake"] = data["days_since_intake"].round().astype("Int64")
-    for kind in ("therapy", "condition"):
+    for kind in labels:  # the label kinds the sessions file maps (the others come from the patients file)
         data[kind] = data[kind].map(labels[kind]).astype("str")
     return data, repairs, stops
 
@@ -378,7 +446,7 @@ def _repair_numbers(
     data: pd.DataFrame, numbers: dict[str, Number], parsed: dict[str, pd.Series], failures: pd.DataFrame
 ) -> None:
     """Replace the text of numeric columns by numbers, failing cells set to missing (in place)."""
-    numeric_checks = failures["check"].isin(["numeric_value", "within_range", "whole_number"])
+    numeric_checks = failures["check"].isin(NUMBER_CHECKS)
     for column in numbers:
         bad = failures.loc[numeric_checks & (failures["column"] == column), "index"]
         number = parsed[column].reindex(data.index)
@@ -399,9 +467,10 @@ def patients_table(
             "",
             "the patient id is missing; every row of the patients file needs one",
         )
-    ] + _number_rules(layout.numbers, parsed)
+    ] + _number_rules(layout.numbers, parsed, policy["plausible_ranges"])
     failures = validate(data, rules, list(layout.lab))
-    stops, repairs = failures_to_findings(failures, layout, policy)
+    stops, repairs = failures_to_findings(one_per_value(failures), layout, policy)
+    repairs += whole_numbers_with_decimals(data, layout)
     _repair_numbers(data, layout.numbers, parsed, failures)
     for column, rule in layout.numbers.items():
         if rule.integer:
@@ -429,4 +498,7 @@ def patients_table(
         )
         data["age"] = ages.rename("age")
         repairs += topcoded
+    numeric = {c: layout.lab[c] for c in layout.numbers}
+    data, outliers = covariate_outliers(data, layout.file, numeric, policy["covariate_outliers"])
+    repairs += outliers
     return data.loc[listed & ~twice], repairs, stops

@@ -10,6 +10,7 @@ import copy
 import re
 from typing import Any
 
+from alliance.models.design import check_model_columns, has_therapists, without_therapists_setting
 from alliance.models.moderation import moderated_fixed
 from alliance.models.person_means import values_of_parts
 
@@ -153,7 +154,9 @@ def check_models(config: dict[str, Any]) -> None:
     roles, moderated terms and contrast weights must name fixed terms, patient-level models
     cannot filter on sessions or group by patient, ``person_means: model_rows`` needs session rows
     and a within/between part, an RI-CLPM needs two different variables, names are unique, and
-    a lagged alliance -> symptoms model needs the reverse direction (methods.md section 5, item 3).
+    a lagged alliance -> symptoms model needs the reverse direction (methods.md section 5, item 3),
+    and every column a model names is one the dataset config produces
+    (:func:`alliance.models.design.check_model_columns`).
     """
     labels = {k: list(v) for k, v in config["dataset"]["labels"].items()}
     enabled = list(mixed_models(config["models"]).values())
@@ -238,6 +241,7 @@ def check_models(config: dict[str, Any]) -> None:
             f"models.{lagged[0]['name']}: a lagged alliance -> symptoms model needs the reverse direction "
             "(an enabled model with outcome alliance_next; methods.md section 5, item 3)"
         )
+    check_model_columns(config)  # every named column is one the dataset config produces (alliance.models.design)
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,4 +285,7 @@ def model_context(config: dict[str, Any]) -> dict[str, Any]:
         "outcome_measure": "; ".join(f"{i} ({c})" for c, i in instruments.items()),
         "outcome_rater": "; ".join(outcome_raters),
         "outcome_timing": "; ".join(outcome_timings),
+        # a design without therapists (no dataset.columns.therapist): alliance.models.design.without_therapists
+        "therapists": has_therapists(dataset),
+        "without_therapists": without_therapists_setting({}, analysis),
     }

@@ -35,6 +35,7 @@ from alliance.outputs import read_columns
 
 __all__ = [
     "PATIENT_DERIVED",
+    "THERAPIST_DERIVED",
     "ID_COLUMNS",
     "ModelDataError",
     "therapist_decomposition",
@@ -83,6 +84,10 @@ _DECOMPOSED = (
 )
 
 
+#: the variables of :data:`PATIENT_DERIVED` built from therapist means (not made without a therapist column)
+THERAPIST_DERIVED = tuple(f"{prefix}_{part}" for _, prefix in _DECOMPOSED for part in ("cwt", "tm_c"))
+
+
 class ModelDataError(ValueError):
     """A model asks for data the analysis tables do not have; the message names the model and key."""
 
@@ -115,9 +120,10 @@ def patient_frame(patients: pd.DataFrame) -> pd.DataFrame:
 
     The patient's therapist is the therapist of the first session (as in the intake stage).
     Grand means are over every patient with the value (not only the patients a model uses).
+    Without a therapist column (a design without therapists) :data:`THERAPIST_DERIVED` is not made.
     """
     out = patients.copy()
-    needed = {"patient", "therapist"}
+    needed = {"patient"}
     absent = needed - set(out.columns)
     if absent:
         raise ModelDataError(f"patients table lacks column(s) {', '.join(sorted(absent))}")
@@ -129,7 +135,7 @@ def patient_frame(patients: pd.DataFrame) -> pd.DataFrame:
         pm = out["alliance_patient_mean"]
         out["alliance_pm_c"] = pm - pm.mean()
     for source, prefix in _DECOMPOSED:
-        if source in out:
+        if source in out and "therapist" in out:
             parts = therapist_decomposition(out[source].astype(float), out["therapist"])
             out[f"{prefix}_cwt"] = parts["cwt"]
             out[f"{prefix}_tm_c"] = parts["tm_c"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ import pandas as pd
 import yaml
 
 from alliance.dynamics.process import ProcessParams, simulate_process
-from alliance.dynamics.recovery import summarise_replications
+from alliance.dynamics.recovery import map_replications, summarise_replications
 from alliance.dynamics.riclpm import fit_riclpm
 from alliance.engines.dispatch import fit
 from alliance.intake.derive import decompose_within_between, next_session_values, within_patient_detrended
@@ -196,19 +197,31 @@ def replicate(
     return pd.DataFrame(rows)
 
 
+def _replicate_with(models: list[dict[str, Any]], params: ProcessParams, seed: np.random.SeedSequence):
+    """:func:`replicate` with the seed last, for :func:`map_replications`."""
+    return replicate(models, seed, params)
+
+
 def lagged_recovery_study(
-    config: dict[str, Any], replications: int = 200, seed: int = DEFAULT_SEED, params: ProcessParams = STUDY_PARAMS
+    config: dict[str, Any],
+    replications: int = 200,
+    seed: int = DEFAULT_SEED,
+    params: ProcessParams = STUDY_PARAMS,
+    processes: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the study on every lagged model of ``config``: (summary, replications).
 
     ``summary``: one row per model and term -- ``model, term, parameter, truth, mean_estimate,
     bias, relative_bias, bias_mcse, empirical_sd, mean_se, se_ratio, coverage, coverage_mcse, n``
     (``n``: replications whose fit converged) and ``flagged`` (replications with any flag).
+    ``processes`` > 1 spreads the replications over that many worker processes; each replication
+    has its own seed (``SeedSequence(seed).spawn``) and the results are kept in replication order,
+    so the tables are the same for any number of processes.
     """
     models = lagged_models(config)
-    reps = []
-    for number, child in enumerate(np.random.SeedSequence(seed).spawn(replications), start=1):
-        reps.append(replicate(models, child, params).assign(replication=number))
+    one = partial(_replicate_with, models, params)
+    fitted = map_replications(one, np.random.SeedSequence(seed).spawn(replications), processes)
+    reps = [rep.assign(replication=number) for number, rep in enumerate(fitted, start=1)]
     table = pd.concat(reps, ignore_index=True)
     keyed = table.assign(parameter=table["model"] + "|" + table["term"] + "|" + table["parameter"])
     summary = summarise_replications(keyed)
@@ -262,12 +275,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"), help="config with the models")
     parser.add_argument("--replications", type=int, default=200)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--processes", type=int, default=1, help="worker processes (the tables do not change)")
     parser.add_argument("--summary-csv", help="write the summary table here")
     parser.add_argument("--replications-csv", help="write every replication's estimates here")
     args = parser.parse_args(argv)
     config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
     start = time.perf_counter()
-    summary, reps = lagged_recovery_study(config, args.replications, args.seed)
+    summary, reps = lagged_recovery_study(config, args.replications, args.seed, processes=args.processes)
     if args.summary_csv:
         summary.to_csv(args.summary_csv, index=False, float_format="%.6g", lineterminator="\n")
     if args.replications_csv:

@@ -65,7 +65,9 @@ def riclpm_wide(model: dict[str, Any], analysis: pd.DataFrame) -> tuple[pd.DataF
     [[4.0, nan, 4.5, 't1'], [nan, 3.0, nan, 't1']]
     """
     variables, waves, cluster = model["variables"], int(model["waves"]), model.get("cluster")
-    absent = [c for c in riclpm_columns(model) if c not in analysis.columns]
+    # the therapist id is read when there is one; only a cluster needs it (a design without therapists has none)
+    needed = [c for c in riclpm_columns(model) if c != "therapist" or c == cluster]
+    absent = [c for c in needed if c not in analysis.columns]
     if absent:
         raise ModelDataError(
             f"model {model['name']!r} uses column(s) {', '.join(absent)} that the analysis table does not have; "
@@ -243,5 +245,7 @@ def fit_riclpm_model(model: dict[str, Any], analysis: pd.DataFrame) -> dict[str,
     }
     if model.get("known_bias"):
         fit["known_bias"] = model["known_bias"]
+    if model.get("_design_note"):  # fitted without its therapist cluster (alliance.models.design)
+        fit["design_note"] = model["_design_note"]
     tables["fit"] = fit
     return tables

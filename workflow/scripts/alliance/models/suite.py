@@ -30,8 +30,10 @@ import numpy as np
 import pandas as pd
 
 from alliance.engines.dispatch import fit
+from alliance.engines.identifiability import NotIdentifiable
 from alliance.models.config import ModelConfigError, strata, stratum_model
-from alliance.models.data import model_frame, sample_counts
+from alliance.models.data import describe_filter, model_frame, sample_counts
+from alliance.models.design import DESIGN_NOTE, without_therapists
 from alliance.models.specs import complete_cases, model_columns, spec_from_config
 from alliance.models.tables import ModelRun, run_tables
 
@@ -79,18 +81,45 @@ def _run(
                 f"minimum {minimum.get('min_patients', 0)} patients and {minimum.get('min_therapists', 0)} therapists"
             )
             return ModelRun(model, spec, None, used, record, flags, record["not_fitted"])
-    if minimum is None:
+    try:
         result = fit(spec, frame, **_fit_kwargs(model, engine, cross_check))
-    else:  # a stratum: report a failure, do not stop the workflow
-        try:
-            result = fit(spec, frame, **_fit_kwargs(model, engine, cross_check))
-        except (ValueError, RuntimeError, np.linalg.LinAlgError) as error:
-            record["not_fitted"] = f"{type(error).__name__}: {error}"
-            return ModelRun(model, spec, None, used, record, ["fit_failed"], record["not_fitted"])
+    except NotIdentifiable as error:  # refused before any engine ran: a row of the suite, not a crash
+        record["not_fitted"] = str(error)
+        return ModelRun(model, spec, None, used, record, ["not_identified"], record["not_fitted"])
+    except (ValueError, RuntimeError, np.linalg.LinAlgError) as error:
+        if minimum is None:
+            raise
+        # a stratum: report a failure, do not stop the workflow
+        record["not_fitted"] = f"{type(error).__name__}: {error}"
+        return ModelRun(model, spec, None, used, record, ["fit_failed"], record["not_fitted"])
     used = frame.loc[result.fitted["row"].to_numpy()]
     record.update(sample_counts(used))
     flags = list(result.flags)
     return ModelRun(model, spec, result, used, record, flags)
+
+
+def _for_design(model: dict[str, Any], context: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The model as the dataset's design allows (alliance.models.design.without_therapists): unchanged with
+    therapists; without them skipped (None and why) or without its therapist level (noted under DESIGN_NOTE)."""
+    if context.get("therapists", True):
+        return model, ""
+    kept, note = without_therapists(model, {"without_therapists": context.get("without_therapists")})
+    if kept is None:
+        return None, note
+    return ({**kept, DESIGN_NOTE: note} if note else kept), ""
+
+
+def _skipped(model: dict[str, Any], why: str) -> ModelRun:
+    """A model the design leaves unfitted (flag ``no_therapist_level``): no rows, the reason."""
+    record = {
+        "data": model.get("data", "sessions"),
+        "filter": describe_filter(model.get("filter")),
+        "n_obs": 0,
+        "n_patients": 0,
+        "n_therapists": 0,
+        "not_fitted": why,
+    }
+    return ModelRun(model, spec_from_config(model), None, pd.DataFrame(), record, ["no_therapist_level"], why)
 
 
 def _with_levels(model: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -117,12 +146,20 @@ def fit_model(
     (the fit.json dict).  Flags are on every row.  ``engine`` and ``cross_check`` (a second
     engine that refits the model) are passed to the engine only when given.
 
+    A model is reported, not fitted, with NaN estimates and the reason when the data cannot identify it
+    (flag ``not_identified``, alliance.engines.identifiability) or, in a design without therapists
+    (``context["therapists"]`` False), when it needs a therapist level (flag ``no_therapist_level``,
+    alliance.models.design.without_therapists; with ``drop_level`` it is fitted without that level).
+
     ``analysis`` need hold only the model's :func:`alliance.models.data.analysis_columns` (None for a
     patient-level model) and ``patients`` is used only by a patient-level model (None otherwise):
     :func:`alliance.models.data.load_model_tables` reads exactly that.
     """
     context = context or {}
-    run = _run(_with_levels(model, context), analysis, patients, engine, cross_check=cross_check)
+    designed, why = _for_design(model, context)
+    if designed is None:
+        return run_tables(_skipped(_with_levels(model, context), why), context, full=True)
+    run = _run(_with_levels(designed, context), analysis, patients, engine, cross_check=cross_check)
     return run_tables(run, context, full=True)
 
 
@@ -139,20 +176,24 @@ def fit_stratum(
     """Fit the model (without moderation) within one stratum (:func:`alliance.models.config.strata`; ``all`` = every
     patient).  A stratum below ``strata.min_patients`` / ``strata.min_therapists`` or whose fit
     fails is returned with NaN estimates and the flag ``too_few_patients``, ``too_few_therapists``
-    or ``fit_failed``: it is reported, not raised."""
+    or ``fit_failed``: it is reported, not raised (as are ``not_identified`` and ``no_therapist_level``,
+    see :func:`fit_model`)."""
     context = context or {}
     labels = context.get("labels") or {}
     all_strata = strata(model, labels)
     if stratum not in all_strata:
         raise ModelConfigError(f"models.{model['name']}: unknown stratum {stratum!r}; strata: {', '.join(all_strata)}")
-    base = stratum_model(model)
+    base, why = _for_design(stratum_model(model), context)
     settings = model["strata"]
     minimum = {
         "min_patients": int(settings.get("min_patients", 20)),
         "min_therapists": int(settings.get("min_therapists", 5)),
     }
     stratum_filter = all_strata[stratum] or None
-    run = _run(_with_levels(base, context), analysis, patients, engine, stratum_filter, minimum, cross_check)
+    if base is None:
+        run = _skipped(_with_levels(stratum_model(model), context), why)
+    else:
+        run = _run(_with_levels(base, context), analysis, patients, engine, stratum_filter, minimum, cross_check)
     run.record["stratum"] = stratum
     run.record["stratum_labels"] = all_strata[stratum]
     tables = run_tables(run, context, full=False)

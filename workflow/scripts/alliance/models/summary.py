@@ -21,7 +21,13 @@ import pandas as pd
 from alliance.models import effects as fx
 from alliance.models.config import STRATUM_ALL, strata
 
-__all__ = ["ALLIANCE_EFFECTS_COLUMNS", "ALLIANCE_ASSESSMENT", "summarise_effects", "read_effect_tables"]
+__all__ = [
+    "ALLIANCE_EFFECTS_COLUMNS",
+    "EFFECT_SIZES_COLUMNS",
+    "ALLIANCE_ASSESSMENT",
+    "summarise_effects",
+    "read_effect_tables",
+]
 
 ALLIANCE_EFFECTS_COLUMNS = [
     "level",
@@ -34,6 +40,44 @@ ALLIANCE_EFFECTS_COLUMNS = [
     "r_ci_high",
     "n_patients",
     "n_therapists",
+    "flags",
+]
+
+#: the columns of effect_sizes.csv, in order (:func:`_meta_row` makes each row; written with its header when a
+#: suite has no focal predictors, ``roles``, at all)
+EFFECT_SIZES_COLUMNS = [
+    "model",
+    "model_label",
+    "level",
+    "subgroup",
+    "term",
+    "role",
+    "predictor",
+    "outcome",
+    "design",
+    "alliance_assessment",
+    "estimate",
+    "se_estimate",
+    "r",
+    "r_ci_low",
+    "r_ci_high",
+    "se",
+    "fisher_z",
+    "se_fisher_z",
+    "d",
+    "df",
+    "n",
+    "r_method",
+    "n_obs",
+    "n_patients",
+    "n_therapists",
+    "alliance_measure",
+    "rater",
+    "timing",
+    "outcome_measure",
+    "outcome_rater",
+    "outcome_timing",
+    "outcome_scale",
     "flags",
 ]
 
@@ -360,7 +404,7 @@ def summarise_effects(
         .drop(columns="_o")
         .reset_index(drop=True)
     )
-    effect_sizes = pd.DataFrame(meta)
+    effect_sizes = pd.DataFrame(meta, columns=EFFECT_SIZES_COLUMNS)
     return {"alliance_effects": alliance_effects, "effect_sizes": effect_sizes}
 
 

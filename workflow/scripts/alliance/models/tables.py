@@ -25,8 +25,10 @@ from alliance.models.specs import model_columns, spec_dict
 
 __all__ = ["EXTRA_FLAGS", "CONTRAST_COLUMNS", "EFFECT_COLUMNS", "ModelRun", "run_tables"]
 
-#: flags the suite adds to the engine's (FLAG_NAMES) for strata that could not be fitted
-EXTRA_FLAGS = ("too_few_patients", "too_few_therapists", "fit_failed")
+#: flags the suite adds to the engine's (FLAG_NAMES) for models and strata that were not fitted: a stratum
+#: too small or whose fit failed, a model the data cannot identify (alliance.engines.identifiability), a
+#: model that needs a therapist level in a design without therapists (alliance.models.design)
+EXTRA_FLAGS = ("too_few_patients", "too_few_therapists", "fit_failed", "not_identified", "no_therapist_level")
 
 
 @dataclass
@@ -35,11 +37,11 @@ class ModelRun:
 
     model: dict[str, Any]  # the config entry, with the canonical labels under "_levels"
     spec: ModelSpec
-    result: FitResult | None  # None: a stratum that was not fitted (see error)
+    result: FitResult | None  # None: a model or stratum that was not fitted (see error)
     used: pd.DataFrame  # the fitted rows (not fitted: the complete cases)
     record: dict[str, Any]  # the sample: data level, filter, counts (fit.json's "sample")
     flags: list[str]
-    error: str = ""  # why a stratum was not fitted
+    error: str = ""  # why it was not fitted
 
 
 def _flag_text(flags: list[str]) -> str:
@@ -68,7 +70,18 @@ def _fixed_table(run: ModelRun, context: dict[str, Any]) -> pd.DataFrame:
     else:
         terms = ["Intercept"] + [t for t in run.spec.fixed]
         fixed = pd.DataFrame({"term": terms})
-        for col in ("estimate", "se", "se_statsmodels", "statistic", "p", "ci_low", "ci_high", "estimate_statsmodels"):
+        # every column any engine writes (df: mixedlm and lme4), so that a table read alone has them all
+        for col in (
+            "estimate",
+            "se",
+            "se_statsmodels",
+            "df",
+            "statistic",
+            "p",
+            "ci_low",
+            "ci_high",
+            "estimate_statsmodels",
+        ):
             fixed[col] = np.nan
     fixed.insert(0, "model", run.spec.name)
     fixed["engine"] = res.fit["engine"] if res is not None else ""
@@ -93,7 +106,9 @@ def _variance_table(run: ModelRun) -> pd.DataFrame:
 
 
 def _random_effects_table(run: ModelRun) -> pd.DataFrame:
-    """random_effects.csv: the BLUPs with their conditional SDs."""
+    """random_effects.csv: the BLUPs with their conditional SDs (no rows when not fitted)."""
+    if run.result is None:
+        return pd.DataFrame(columns=["model", "group", "level", "term", "value", "sd", "flags"])
     re_ = run.result.random_effects
     out = pd.DataFrame(
         {
@@ -110,7 +125,12 @@ def _random_effects_table(run: ModelRun) -> pd.DataFrame:
 
 
 def _residuals_table(run: ModelRun) -> pd.DataFrame:
-    """residuals.parquet: conditional and marginal fitted values and residuals of the fitted rows, by id."""
+    """residuals.parquet: conditional and marginal fitted values and residuals of the fitted rows, by id
+    (no rows when not fitted)."""
+    if run.result is None:
+        columns = ["patient", "therapist", "session", "fitted", "residual", "fitted_marginal"]
+        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
+        return empty.astype({"patient": "object", "therapist": "object", "session": "Int64"})
     f = run.result.fitted
     rows = run.used.loc[f["row"].to_numpy()]
     if "session" in rows:
@@ -439,6 +459,8 @@ def _fit_json(run: ModelRun, label: str, context: dict[str, Any], tables: dict[s
     summary["effects"] = tables["effects"].drop(columns=["model", "flags"]).to_dict(orient="records")
     if run.model.get("known_bias"):  # a lagged specification's measured bias, for the report to print
         summary["known_bias"] = run.model["known_bias"]
+    if run.model.get("_design_note"):  # fitted without its therapist level (alliance.models.design)
+        summary["design_note"] = run.model["_design_note"]
     return summary
 
 

@@ -21,10 +21,14 @@ import pandas as pd
 import yaml
 
 from alliance.intake.derive import person_mean_reliability, variance_split_anova
+from alliance.models.design import skipped_models
 from alliance.report.equations import coefficient_label, model_equations
 from alliance.report.html import embed_png, git_commit, package_versions
 from alliance.report.lagged import lagged_section
+from alliance.report.main_context import main_report_context
+from alliance.report.reviewer_tables import reviewer_tables
 from alliance.report.tables import instrument_rows, reviewer_checklist
+from alliance.report.terms import term_labels
 from alliance.report.wording import (
     FLAG_MEANINGS,
     benchmark_text,
@@ -234,8 +238,10 @@ def model_context(
         "sample": fit.get("sample") or {},
         "effects": model_effects,
         "contrasts": [dict(c) for c in (fit.get("contrasts") or [])],
-        "r2": {
-            e["statistic"]: e["value"] for e in model_effects if e.get("statistic") in ("r2_marginal", "r2_conditional")
+        "r2": {  # a value below 1e-12 (an intercept-only model's marginal R², 7.76e-31) is 0
+            e["statistic"]: (0.0 if abs(e["value"] or 0.0) < 1e-12 else e["value"])
+            for e in model_effects
+            if e.get("statistic") in ("r2_marginal", "r2_conditional")
         },
         "name": name,
         "label": fit.get("label") or name,
@@ -243,6 +249,7 @@ def model_context(
         "fit": info,
         "flags": fit.get("flags") or [],
         "known_bias": fit.get("known_bias") or config_m.get("known_bias"),
+        "design_note": fit.get("design_note", ""),  # fitted without its therapist level (alliance.models.design)
         "lme4_formula": fit.get("lme4_formula", ""),
         "lme4_fitted": info.get("formula_lme4_fitted") or fit.get("lme4_formula", ""),
         "statsmodels_call": info.get("statsmodels_call"),
@@ -289,15 +296,40 @@ def primary_model_name(names: list[str], fixed: list[pd.DataFrame], primary_mode
 # --------------------------------------------------------------------------- the whole context
 
 
+#: a finding about a group of rows (no row number) names its group in ``value``; the cleaning table
+#: lists the groups of a reason up to this many, so that a small-cell warning keeps what it describes
+MAX_GROUPS_LISTED = 12
+
+
+def findings_by_reason_rows(findings: pd.DataFrame) -> list[dict[str, Any]]:
+    """The cleaning findings counted by reason and action, with the groups a group-level finding
+    (no row number, its value 'column=level, ...', e.g. a small cell of site × age band × sex) describes.
+
+    >>> f = pd.DataFrame({"row": ["", "", "7"], "value": ["site=S1", "site=S2", "P0042"],
+    ...                   "reason": ["small group", "small group", "bad"], "action": ["warn", "warn", "drop"]})
+    >>> [(r["reason"], r["count"], r["groups"]) for r in findings_by_reason_rows(f)]
+    [('bad', 1, ''), ('small group', 2, 'site=S1; site=S2')]
+    """
+    if not len(findings):
+        return []
+    rows = []
+    for (reason, action), part in findings.groupby(["reason", "action"], sort=True):
+        row_numbers = part["row"].astype(str).str.strip() if "row" in part else pd.Series("", index=part.index)
+        values = part["value"].astype(str) if "value" in part else pd.Series("", index=part.index)
+        # only a group's description ('site=S1, age_band=66+'), never a single value that could identify
+        groups = list(dict.fromkeys(values[(row_numbers == "") & values.str.contains("=", regex=False)]))
+        shown = "; ".join(groups[:MAX_GROUPS_LISTED]) + (
+            f"; … ({len(groups)} in all)" if len(groups) > MAX_GROUPS_LISTED else ""
+        )
+        rows.append({"reason": reason, "action": action, "count": len(part), "groups": shown})
+    return rows
+
+
 def _sample_context(
     summary: dict[str, Any], flow: pd.DataFrame, findings: pd.DataFrame, table1: pd.DataFrame
 ) -> dict[str, Any]:
     """The sample, cleaning and exclusion parts of the context."""
-    findings_by_reason = (
-        findings.groupby(["reason", "action"]).size().rename("count").reset_index().to_dict(orient="records")
-        if len(findings)
-        else []
-    )
+    findings_by_reason = findings_by_reason_rows(findings)
     return {
         "summary": summary,
         "flow": records(flow),
@@ -376,12 +408,15 @@ def report_context(
     configured_riclpm: list[str] | None = None,
     truth: dict[str, Any] | None = None,
     truth_path: str | None = None,
+    measure_reliability: pd.DataFrame | None = None,
+    reviewer_table_paths: list[str] | None = None,
 ) -> dict[str, Any]:
     """Everything the template needs, from the run's files (no rendering yet).  ``benchmark``
     is config ``report.benchmark`` (r, ci_low, ci_high, citation, source, data, setting);
     ``riclpm`` the RI-CLPMs' files (``alliance.report.lagged.read_riclpm`` of each),
     ``configured_riclpm`` the names of the RI-CLPMs of the config, ``truth`` the dataset's truth
-    file (config ``dataset.truth``, read from ``truth_path``) or None."""
+    file (config ``dataset.truth``, read from ``truth_path``) or None; ``measure_reliability`` the
+    intake's reliability table (clean/reliability.csv) or None."""
     fits, fixed, variance, comparison = order_suite(fits, fixed, variance, comparison, model_order)
     meaning = dict(zip(dictionary.get("column", pd.Series(dtype=str)), dictionary.get("meaning", pd.Series(dtype=str))))
     models = [
@@ -419,7 +454,9 @@ def report_context(
         "benchmark_text": benchmark_text(benchmark),
         "benchmarks": published_benchmarks(benchmark),
         "therapist_models": [m for m in models if "therapist" in m["shares"]],
-        "instruments": instrument_rows(config, registry, summary.get("measures")),
+        # models (and RI-CLPMs) a design without therapists leaves unfitted, name -> why
+        "skipped_models": skipped_models(config),
+        "instruments": instrument_rows(config, registry, summary.get("measures"), measure_reliability),
         "reliability": reliability,
         "checklist": records(checklist),
         "checklist_frame": checklist,
@@ -428,4 +465,11 @@ def report_context(
         ),
         **_figures_context(figures, benchmark),
         **_provenance_context(config, versions, commit, run_date, pdf_tool),
+        **main_report_context(  # the main report's parts (alliance.report.main_context)
+            models=models, fits=fits, benchmark=benchmark, primary_name=primary_name, truth=truth, config=config
+        ),
+        # the model stage's tables of multiplicity, therapist influence and sensitivity, when the run has them
+        "reviewer_tables": reviewer_tables(
+            reviewer_table_paths or [], {m["name"]: m["label"] for m in models}, term_labels(config)
+        ),
     }

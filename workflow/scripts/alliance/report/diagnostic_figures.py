@@ -206,7 +206,7 @@ def exclusion_flow(flow: pd.DataFrame) -> plt.Figure:
             if any(removed):
                 side_y = y
                 reason = textwrap.fill(str(step.reason) if pd.notna(step.reason) else "", 42)
-                text = f"Excluded: {removed[0]:,} rows, {removed[1]:,} patients, {removed[2]:,} therapists\n{reason}"
+                text = f"Excluded: {_count(removed[0], 'row')}, {_count(removed[1], 'patient')}, {_count(removed[2], 'therapist')}\n{reason}"
                 ax.add_patch(
                     FancyBboxPatch(
                         (5.6, side_y - box_h / 2),
@@ -308,3 +308,12 @@ def model_diagnostics(
             figure.suptitle(title, fontsize=9)
         figure.tight_layout()
     return figure
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 row', '2,310 rows': a count with its noun in the right number.
+
+    >>> _count(1, "row"), _count(2310, "patient")
+    ('1 row', '2,310 patients')
+    """
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 from PIL import Image
 
+from alliance.report.main_context import flag_words
+from alliance.report.terms import readable_text, term_label
 from alliance.report.wording import TEMPLATE_DIR, fmt, fmt_p, fmt_r, pct, wbr
 
 PACKAGES = (
@@ -77,9 +80,20 @@ def git_commit(directory: str | Path = WORKFLOW_DIR) -> str:
         return "unknown"
 
 
+def plain_text(text: Any, labels: dict[str, str]) -> Markup:
+    """Free text from another stage as the report shows it: identifiers by their labels, pointers
+    into the methods notes dropped, file names set as code (``alliance.report.terms.readable_text``)."""
+    readable, files = readable_text(text, labels)
+    out = str(escape(readable))
+    for name in sorted(set(files), key=len, reverse=True):
+        out = out.replace(str(escape(name)), f"<code>{escape(name)}</code>")
+    return Markup(out)
+
+
 def render_html(context: dict[str, Any], template: str = "report.html.j2") -> str:
     """Render the report template with a context from ``alliance.report.context.report_context``
-    (``template``: another template of workflow/report, e.g. one section, for its tests)."""
+    (``template``: the supplement, ``supplement.html.j2``, or another template of workflow/report,
+    e.g. one section, for its tests)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         autoescape=True,
@@ -92,4 +106,10 @@ def render_html(context: dict[str, Any], template: str = "report.html.j2") -> st
     env.filters["r"] = fmt_r
     env.filters["pct"] = pct
     env.filters["wbr"] = wbr
+    labels = context.get("term_labels") or {}
+    env.filters["term"] = lambda name: term_label(name, labels)
+    env.filters["flag_words"] = flag_words
+    models = {**(context.get("model_labels") or {}), **labels}  # a model by its label, in tables and text
+    env.filters["model"] = lambda name: models.get(str(name), term_label(name, labels))
+    env.filters["plain"] = lambda text: plain_text(text, models)
     return env.get_template(template).render(**context, json=json)

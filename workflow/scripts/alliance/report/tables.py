@@ -43,7 +43,7 @@ def _table1_row(
         "therapy": therapy,
         "condition": condition,
         "patients": int(frame["patient"].nunique()),
-        "therapists": int(frame["therapist"].nunique()),
+        "therapists": int(frame["therapist"].nunique()) if "therapist" in frame else 0,  # a design without therapists
         "sessions_mean": float(sessions.mean()),
         "sessions_sd": float(sessions.std()),
         "baseline_mean": float(baseline.mean()),
@@ -178,12 +178,36 @@ def model_comparison(fits: list[dict[str, Any]], fixed: list[pd.DataFrame]) -> p
 # --------------------------------------------------------------------------- instruments
 
 
+def alpha_text(reliability: pd.DataFrame | None, measure: str, sample: str) -> str:
+    """Cronbach's α of a measure in one sample of the intake's reliability table
+    (results/<dataset>/clean/reliability.csv), as "0.81 (0.71–0.91), 192 rows"; "–" when absent.
+
+    >>> table = pd.DataFrame([{"measure": "alliance", "sample": "all_sessions", "rows": 192,
+    ...     "alpha": 0.8103, "alpha_ci_low": 0.714, "alpha_ci_high": 0.907}])
+    >>> alpha_text(table, "alliance", "all_sessions")
+    '0.81 (0.71–0.91), 192 rows'
+    """
+    if reliability is None or not len(reliability):
+        return "–"
+    row = reliability.loc[(reliability["measure"] == measure) & (reliability["sample"] == sample)]
+    if row.empty or pd.isna(row["alpha"].iloc[0]):
+        return "–"
+    r = row.iloc[0]
+    ci = f"{fmt(r['alpha_ci_low'], 2)}–{fmt(r['alpha_ci_high'], 2)}"
+    return f"{fmt(r['alpha'], 2)} ({ci}), {fmt(int(r['rows']))} rows"
+
+
 def instrument_rows(
-    config: dict[str, Any], registry: dict[str, Any], supplied: dict[str, Any] | None = None
+    config: dict[str, Any],
+    registry: dict[str, Any],
+    supplied: dict[str, Any] | None = None,
+    reliability: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """One row per configured measure: what it measures here, the instrument, its
-    prorating rule (with the registry's note), the citation and whether the registry
-    facts were checked against the primary source."""
+    prorating rule (with the registry's note), the citation, whether the registry
+    facts were checked against the primary source, and its reliability (Cronbach's α
+    at the first session and over all sessions, read from the intake's ``reliability``
+    table; the report computes no statistic of its own)."""
     dataset = config.get("dataset", {})
     analysis = config.get("analysis", {})
     outcome_of = {m: c for c, m in (analysis.get("outcome_by_condition") or {}).items()}
@@ -203,12 +227,17 @@ def instrument_rows(
             "timing": measure.get("timing", ""),
             "supplied": ((supplied or {}).get(key) or {}).get("supplied")
             or ("total" if "total" in measure else "items"),
+            "already_keyed": bool(measure.get("already_keyed")),
+            "alpha_first_session": alpha_text(reliability, key, "first_session"),
+            "alpha_all_sessions": alpha_text(reliability, key, "all_sessions"),
         }
         if inst is not None:
             row.update(
                 {
                     "name": inst.name,
-                    "items": f"{inst.n_items} × {fmt(inst.item_min, 0)}–{fmt(inst.item_max, 0)}",
+                    "items": f"{inst.n_items} × {fmt(inst.item_min, 0)}–{fmt(inst.item_max, 0)}"
+                    if inst.uniform_items
+                    else f"{inst.n_items} ({', '.join(f'{fmt(a, 0)}–{fmt(b, 0)}' for a, b in inst.item_ranges)})",
                     "reverse": ", ".join(str(i) for i in inst.reverse_items) or "none",
                     "higher_is": inst.higher_is,
                     "prorate_max_missing": inst.prorate_max_missing,
@@ -383,14 +412,19 @@ def _item_variance(fits: list[dict[str, Any]], reliability: dict[str, Any]) -> R
 def _items_sample(fits: list[dict[str, Any]], summary: dict[str, Any], config: dict[str, Any]) -> list[Row]:
     """Items 6-7: sample sizes per level, missing data and dropout."""
     names = [f.get("spec", {}).get("name", "?") for f in fits]
-    ppt = summary.get("patients_per_therapist", {})
+    ppt = summary.get("patients_per_therapist") or {}  # None in a design without therapists
     spp = summary.get("sessions_per_patient", {})
+    therapists = (
+        f"{summary.get('therapists')} therapists; {summary.get('patients')} patients; patients per therapist mean "
+        f"{fmt(ppt.get('mean'), 1)} (range {ppt.get('min')}–{ppt.get('max')})"
+        if ppt
+        else f"no therapists recorded (a design without therapists); {summary.get('patients')} patients"
+    )
     sizes = (
         6,
         "Sample sizes per level",
         "reported",
-        f"{summary.get('therapists')} therapists; {summary.get('patients')} patients; patients per therapist mean "
-        f"{fmt(ppt.get('mean'), 1)} (range {ppt.get('min')}–{ppt.get('max')}); sessions per patient mean {fmt(spp.get('mean'), 1)} "
+        f"{therapists}; sessions per patient mean {fmt(spp.get('mean'), 1)} "
         f"(range {spp.get('min')}–{spp.get('max')}); rows used per model: "
         + "; ".join(f"{n} {f.get('fit', {}).get('n_obs')}" for n, f in zip(names, fits))
         + ".",

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from alliance.report.wording import digits_for
+
 #: the truth file a simulated dataset keeps beside its sessions file (alliance.simulate.write_trial)
 TRUTH_FILE_NAME = "TRUTH.yaml"
 
@@ -83,3 +85,65 @@ def truth_targets(truth: dict[str, Any] | None, models: list[str]) -> dict[str, 
         if isinstance(text, str) and text.strip():
             out[model] = text.strip()
     return out
+
+
+#: a truth entry whose ``targets`` begins so names no estimand of that model (the lagged mixed
+#: models, the patient-level models): its values are shown in the section they belong to, if any
+NOT_AN_ESTIMAND = "no single parameter"
+
+
+def _estimate_row(fit: dict[str, Any], key: str) -> tuple[dict[str, Any], str] | None:
+    """The estimate a truth key names in one fit: a fixed-effect term (fit.json ``fixed``) or a
+    contrast or simple slope by its name (``contrasts``), with the data-source prefix of its numbers."""
+    name = (fit.get("config") or {}).get("name") or (fit.get("spec") or {}).get("name")
+    for row in fit.get("fixed") or []:
+        if row.get("term") == key:
+            return row, f"fixed¦{name}¦{key}¦"
+    for row in fit.get("contrasts") or []:
+        if row.get("name") == key and row.get("estimate") is not None:
+            return row, f"contrast¦{name}¦{key}¦"
+    return None
+
+
+def suite_truth_rows(truth: dict[str, Any] | None, fits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Estimate beside truth for every mixed model of the suite whose estimands the truth file
+    names: estimate, 95% CI, the true value, whether the CI covers it, and the model's flags.
+    Models whose truth entry says its values are no single parameter of that model are listed
+    apart (``not_estimands``: model -> the truth file's words), not scored."""
+    found, keys = truth_estimands(truth)
+    rows, not_estimands = [], {}
+    for fit in fits:
+        name = (fit.get("config") or {}).get("name") or (fit.get("spec") or {}).get("name")
+        entry = found.get(name)
+        if not isinstance(entry, dict):
+            continue
+        targets = str(entry.get("targets") or "").strip()
+        if targets.startswith(NOT_AN_ESTIMAND):
+            not_estimands[name] = fit.get("label") or name
+            continue
+        for key in entry:
+            if key == "targets":
+                continue
+            hit, value = _estimate_row(fit, key), true_value(found, keys, name, [key])
+            if hit is None or value is None:
+                continue
+            row, source = hit
+            low, high = row.get("ci_low"), row.get("ci_high")
+            covers = None if low is None or high is None else bool(low <= value[0] <= high)
+            rows.append(
+                {
+                    "model": name,
+                    "label": fit.get("label") or name,
+                    "term": key,
+                    "estimate": row.get("estimate"),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "truth": value[0],
+                    "truth_source": value[1],
+                    "covers": covers,
+                    "digits": digits_for(row.get("se")),  # enough decimals for the estimate's precision
+                    "source": source,
+                    "flags": list(fit.get("flags") or []),
+                }
+            )
+    return {"rows": rows, "not_estimands": not_estimands, "targets": truth_targets(truth, list(found))}

@@ -58,6 +58,11 @@ FLAG_MEANINGS = {
     "simplified": "the random-effects structure fitted differs from the one specified (see 'as fitted' and the "
     "simplification note)",
     "cross_check_disagreement": "a second engine's fixed effects differ from this engine's beyond the tolerance",
+    "not_identified": "not fitted: the data cannot identify the model (a grouping factor with fewer than 2 levels or "
+    "with a level per row, a random slope without within-group variation, an outcome or fixed term that does not "
+    "vary; the model's note says which), checked before any engine runs",
+    "no_therapist_level": "not fitted: the model needs a therapist level and the dataset records no therapists "
+    "(analysis.without_therapists; the model's note says why)",
 }
 
 #: What each engine (fit.json: fit.engine) is, for the methods text.

@@ -1,0 +1,209 @@
+"""Sensitivity of a model's focal estimates: completers vs all patients, sessions attended, outliers.
+
+With 40 % dropout that depends on the alliance, an end-of-treatment model fitted to every patient's
+last observed score (the intention-to-treat sample as observed) and the same model among completers
+can differ; so can the model with and without the number of sessions attended, and a model whose
+alliance scores include a few extreme low ratings.  :func:`sensitivity_table` refits one model under
+each specification that applies to it and returns the focal estimates side by side:
+
+* ``as_specified`` -- the suite's fit (every patient with the outcome: for an end-of-treatment
+  model the intention-to-treat sample, dropouts with their last observed score);
+* ``completers`` -- patient-level models: only patients not flagged ``dropout`` by the intake;
+* ``sessions_attended`` -- patient-level models: the sessions attended (``n_sessions``,
+  grand-mean centred) added as a covariate;
+* ``winsorised`` -- low-alliance outliers winsorised as by Goldberg et al. (2023): a score more
+  than ``winsor_sd`` SDs (config ``report.sensitivity.winsor_sd``, default 2; they used 2 and 3)
+  below the mean is set to mean - winsor_sd x SD (SD with n - 1).  Session-level models clip the
+  session score (``alliance``) over all rated sessions and recompute the person and therapist means
+  from it (alliance.intake.derive.decompose_within_between); patient-level models clip each
+  patient-level alliance score (session 3, mean of sessions 1-4, mean of all sessions) over
+  patients before the model derives its terms.
+
+Every row carries the r-equivalent of its coefficient (alliance.models.effects.r_from_t with the
+df of its role) and its change from ``as_specified``, so that a reader sees at once whether r
+moved by more than a few hundredths.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np  # noqa: F401 (the worked examples use it)
+import pandas as pd
+
+from alliance.intake.derive import decompose_within_between
+from alliance.models import effects as fx
+from alliance.models.refit import FOCAL_COLUMNS, focal_estimates, refit
+
+__all__ = [
+    "SENSITIVITY_COLUMNS",
+    "SPECIFICATIONS",
+    "PATIENT_ALLIANCE_SCORES",
+    "winsorise",
+    "winsorise_sessions",
+    "sensitivity_table",
+    "load_sensitivity_tables",
+]
+
+#: the specifications, their labels in the table, in table order
+SPECIFICATIONS = {
+    "as_specified": "As specified (every patient with the outcome; intention to treat, last observed score)",
+    "completers": "Completers only (patients without the intake's dropout flag)",
+    "sessions_attended": "Adjusted for the number of sessions attended (grand-mean centred)",
+    "winsorised": "Low-alliance outliers winsorised at the mean - {sd:g} SD (Goldberg et al. 2023)",
+}
+#: the patient-level alliance scores the winsorised specification clips (patients table)
+PATIENT_ALLIANCE_SCORES = ("alliance_s3", "alliance_s1_4", "alliance_patient_mean")
+#: the session-level alliance score the winsorised specification clips (analysis table)
+SESSION_ALLIANCE_SCORE = "alliance"
+SESSIONS_ATTENDED = "n_sessions"
+DROPOUT = "dropout"
+
+SENSITIVITY_COLUMNS = [
+    "model",
+    "specification",
+    "label",
+    *[c for c in FOCAL_COLUMNS if c != "flags"],
+    "r",
+    "r_ci_low",
+    "r_ci_high",
+    "change_estimate",
+    "change_r",
+    "n_values_winsorised",
+    "flags",
+]
+
+
+def winsorise(values: pd.Series, sd: float) -> tuple[pd.Series, int]:
+    """``values`` with those more than ``sd`` SDs below their mean set to mean - sd x SD (missing
+    values ignored and kept; SD with n - 1), and how many values were changed.
+
+    Examples
+    --------
+    >>> s = pd.Series([4.0, 4.5, 5.0, 4.0, 4.5, 5.0, 4.0, 4.5, 5.0, 1.0, np.nan])
+    >>> clipped, n = winsorise(s, 2.0)
+    >>> float(round(clipped[9], 4)), n, clipped[:9].equals(s[:9])
+    (1.7906, 1, True)
+    """
+    floor = float(values.mean() - sd * values.std(ddof=1))
+    clipped = values.clip(lower=floor)
+    changed = int(((clipped != values) & values.notna()).sum())
+    return clipped, changed
+
+
+def winsorise_sessions(analysis: pd.DataFrame, sd: float) -> tuple[pd.DataFrame, int]:
+    """The analysis table with the session alliance score winsorised and the within/between parts
+    that the table has recomputed from it; and the number of session scores changed."""
+    out = analysis.copy()
+    out[SESSION_ALLIANCE_SCORE], changed = winsorise(out[SESSION_ALLIANCE_SCORE], sd)
+    parts = decompose_within_between(out, SESSION_ALLIANCE_SCORE)
+    for column in parts.columns:
+        if column in out:
+            out[column] = parts[column].astype(out[column].dtype) if column.endswith("_n_sessions") else parts[column]
+    return out, changed
+
+
+def _winsorise_patients(patients: pd.DataFrame, sd: float) -> tuple[pd.DataFrame, int]:
+    """The patients table with each patient-level alliance score winsorised; values changed."""
+    out = patients.copy()
+    changed = 0
+    for column in PATIENT_ALLIANCE_SCORES:
+        if column in out:
+            out[column], n = winsorise(out[column].astype(float), sd)
+            changed += n
+    return out, changed
+
+
+def _variants(
+    model: dict[str, Any], analysis: pd.DataFrame | None, patients: pd.DataFrame | None, sd: float
+) -> list[tuple[str, dict[str, Any], pd.DataFrame | None, pd.DataFrame | None, int | None]]:
+    """(specification, model, analysis, patients, values winsorised) of every specification that applies."""
+    out: list[tuple[str, dict[str, Any], pd.DataFrame | None, pd.DataFrame | None, int | None]] = [
+        ("as_specified", model, analysis, patients, None)
+    ]
+    if model.get("data") == "patients":
+        if patients is not None and DROPOUT in patients:
+            out.append(("completers", model, analysis, patients[~patients[DROPOUT].fillna(False).astype(bool)], None))
+        if patients is not None and SESSIONS_ATTENDED in patients:
+            adjusted = copy.deepcopy(model)
+            adjusted["fixed"] = list(model["fixed"]) + [f"{SESSIONS_ATTENDED}_c"]
+            adjusted["centre"] = list(model.get("centre") or []) + [SESSIONS_ATTENDED]
+            out.append(("sessions_attended", adjusted, analysis, patients, None))
+        if patients is not None:
+            clipped, n = _winsorise_patients(patients, sd)
+            out.append(("winsorised", model, analysis, clipped, n))
+    elif analysis is not None and SESSION_ALLIANCE_SCORE in analysis:
+        clipped, n = winsorise_sessions(analysis, sd)
+        out.append(("winsorised", model, clipped, patients, n))
+    return out
+
+
+def _with_r(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows with the r-equivalent of each coefficient (df of its role) and its CI."""
+    rs = []
+    for _, row in rows.iterrows():
+        df = fx.role_df(row["role"], int(row["n_obs"]), int(row["n_patients"]), int(row["n_therapists"]))
+        ok = math.isfinite(row["estimate"]) and math.isfinite(row["se"])
+        r = fx.r_from_t(row["estimate"], row["se"], df).iloc[0] if ok else None
+        rs.append({k: (float(r[k]) if r is not None else math.nan) for k in ("r", "r_ci_low", "r_ci_high")})
+    return pd.concat([rows.reset_index(drop=True), pd.DataFrame(rs, columns=["r", "r_ci_low", "r_ci_high"])], axis=1)
+
+
+def sensitivity_table(
+    model: dict[str, Any],
+    analysis: pd.DataFrame | None,
+    patients: pd.DataFrame | None,
+    winsor_sd: float,
+    engine: str | None = None,
+) -> pd.DataFrame:
+    """The focal estimates of ``model`` under every specification that applies (module docstring).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(3)
+    >>> n = 200
+    >>> pts = pd.DataFrame({"patient": [f"P{i}" for i in range(n)], "therapist": np.repeat([f"T{i}" for i in range(20)], 10),
+    ...                     "alliance_s3": rng.normal(4, 0.5, n), "dropout": rng.random(n) < 0.3,
+    ...                     "n_sessions": rng.integers(4, 17, n)})
+    >>> pts.loc[:3, "alliance_s3"] = 0.5  # four extreme low ratings
+    >>> pts["y"] = 50 - 4 * pts["alliance_s3"].clip(lower=3) + rng.normal(0, 3, n)
+    >>> m = {"name": "m", "data": "patients", "outcome": "y", "fixed": ["alliance_s3"],
+    ...      "random": [{"group": "therapist"}], "roles": {"alliance_s3": "patient_level"}}
+    >>> t = sensitivity_table(m, None, pts, 2.0)
+    >>> t["specification"].tolist(), t["n_patients"].tolist()[:2]
+    (['as_specified', 'completers', 'sessions_attended', 'winsorised'], [200, 139])
+    >>> bool(abs(t.loc[3, "estimate"] + 4) < abs(t.loc[0, "estimate"] + 4))  # clipping the outliers recovers -4 better
+    True
+    """
+    parts = []
+    for spec, variant, sub_a, sub_p, n_changed in _variants(model, analysis, patients, float(winsor_sd)):
+        result, counts = refit(variant, sub_a, sub_p, engine)
+        rows = _with_r(focal_estimates(model, result.fixed, result.flags, counts))
+        rows.insert(0, "label", SPECIFICATIONS[spec].format(sd=float(winsor_sd)))
+        rows.insert(0, "specification", spec)
+        rows.insert(0, "model", model["name"])
+        rows["n_values_winsorised"] = n_changed if n_changed is not None else pd.NA
+        parts.append(rows)
+    table = pd.concat(parts, ignore_index=True)
+    main = table[table["specification"] == "as_specified"].set_index("term")
+    table["change_estimate"] = table["estimate"] - table["term"].map(main["estimate"])
+    table["change_r"] = table["r"] - table["term"].map(main["r"])
+    table["n_values_winsorised"] = table["n_values_winsorised"].astype("Int64")
+    return table[SENSITIVITY_COLUMNS]
+
+
+def load_sensitivity_tables(
+    model: dict[str, Any], analysis_path: str, patients_path: str
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The tables :func:`sensitivity_table` needs: those of the model
+    (:func:`alliance.models.data.load_model_tables`) plus, for a session-level model, the session
+    alliance score and the therapist column that the winsorised specification recomputes from."""
+    from alliance.models.data import analysis_columns, load_model_tables
+    from alliance.outputs import read_columns
+
+    if model.get("data", "sessions") == "patients":
+        return load_model_tables(model, analysis_path, patients_path)
+    columns = list(dict.fromkeys([*analysis_columns(model), SESSION_ALLIANCE_SCORE, "therapist"]))
+    return read_columns(analysis_path, columns), None

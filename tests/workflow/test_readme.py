@@ -188,12 +188,18 @@ def test_snakemakes_report_after_a_run(made_run):
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_the_second_lab_runs_from_its_config(tmp_path):
-    """The second demo through `make run` (its whole suite on 600 patients: a few minutes)."""
+    """The second demo through `make run` (its whole suite on 600 patients: a few minutes).
+
+    A second config file (merged over it, as `--configfile` merges several) lowers the bootstrap
+    replicates of the variance CIs to the schema's minimum, 20: the command is what is tested here,
+    the bootstrap is tested in tests/models/test_variance_ci.py.
+    """
     raw = tmp_path / "raw"
     shutil.copytree(ROOT / "data/raw/demo_lab2", raw / "demo_lab2")
     directory = checkout(tmp_path / "checkout", demo_config(), data=raw)
     shutil.copy(ROOT / "config/demo_lab2.yaml", directory / "config/demo_lab2.yaml")
-    result = make(directory, "run", "CONFIG=config/demo_lab2.yaml")
+    (directory / "config/fewer_replicates.yaml").write_text("report:\n  variance_ci:\n    replicates: 20\n")
+    result = make(directory, "run", "CONFIG=config/demo_lab2.yaml config/fewer_replicates.yaml")
     assert result.returncode == 0, result.stdout[-3000:]
     assert result.stdout.splitlines()[-1].startswith("Report: reports/demo_lab2/report.html")
     assert (directory / "results/demo_lab2/models/same_session/fixed_effects.csv").exists()

@@ -15,6 +15,7 @@ named (its pseudonymous id, as in every finding).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -117,21 +118,19 @@ def patients_without_alliance(
         "exclude": "the patient's sessions are excluded",
         "stop": "score the alliance, or set cleaning.patients_without_alliance: keep or exclude",
     }[setting]
-    findings = []
-    for patient, rows in data.loc[~has_alliance].groupby("patient", sort=True)[SOURCE_ROW]:
-        findings.append(
-            Finding(
-                layout.file,
-                int(rows.iloc[0]),
-                layout.lab["patient"],
-                str(patient),
-                f"has no alliance score in any of its sessions ({rows_text(rows)}); {tail}",
-                action,
-            )
-        )
-    if setting == "exclude":
-        data = data.loc[has_alliance]
-    return data, ([] if setting == "stop" else findings), (findings if setting == "stop" else [])
+    return _per_patient_policy(
+        data,
+        ~has_alliance,
+        setting,
+        lambda patient, rows: Finding(
+            layout.file,
+            int(rows.iloc[0]),
+            layout.lab["patient"],
+            str(patient),
+            f"has no alliance score in any of its sessions ({rows_text(rows)}); {tail}",
+            action,
+        ),
+    )
 
 
 def sessions_without_patient_row(
@@ -151,18 +150,32 @@ def sessions_without_patient_row(
         "exclude": "the patient's sessions are excluded",
         "stop": "add the patient to the patients file, or set cleaning.sessions_without_patient_row: keep or exclude",
     }[setting]
-    findings = []
-    for patient, rows in data.loc[unlisted].groupby("patient", sort=True)[SOURCE_ROW]:
-        findings.append(
-            Finding(
-                layout.file,
-                int(rows.min()),
-                layout.lab["patient"],
-                str(patient),
-                f"has sessions ({rows_text(rows.sort_values())}) but no row in the patients file {patients_file}; {tail}",
-                action,
-            )
-        )
+    return _per_patient_policy(
+        data,
+        unlisted,
+        setting,
+        lambda patient, rows: Finding(
+            layout.file,
+            int(rows.min()),
+            layout.lab["patient"],
+            str(patient),
+            f"has sessions ({rows_text(rows.sort_values())}) but no row in the patients file {patients_file}; {tail}",
+            action,
+        ),
+    )
+
+
+def _per_patient_policy(
+    data: pd.DataFrame,
+    flagged: pd.Series,
+    setting: str,
+    finding_for: Callable[[Any, pd.Series], Finding],
+) -> tuple[pd.DataFrame, list[Finding], list[Finding]]:
+    """One finding per flagged patient (``finding_for(patient, source rows)``), then the policy:
+    ``exclude`` drops their rows, ``stop`` returns the findings as stopping ones."""
+    findings = [
+        finding_for(patient, rows) for patient, rows in data.loc[flagged].groupby("patient", sort=True)[SOURCE_ROW]
+    ]
     if setting == "exclude":
-        data = data.loc[~unlisted]
+        data = data.loc[~flagged]
     return data, ([] if setting == "stop" else findings), (findings if setting == "stop" else [])

@@ -57,12 +57,16 @@ init: $(BIN)/.run-stamp
 	@test -n "$(DATA)" || { echo "usage: make init DATA=<sessions file> [PATIENTS=<patients file>] [OUT=<config file>]"; exit 2; }
 	@$(SCRIPTS) $(BIN)/python -m alliance.intake.draft_config "$(DATA)" $(if $(PATIENTS),--patients "$(PATIENTS)") $(if $(OUT),--out "$(OUT)")
 
-# the markers are pyproject.toml's (-m 'not slow'); test-slow runs the rest
+# the markers are pyproject.toml's (-m 'not slow'); test-slow runs the rest. Two pytest-xdist
+# workers, one per core, each test module on one worker, the modules of the shared `make run`
+# together (tests/conftest.py); WORKERS=0 runs in one process
+WORKERS ?= 2
+PYTEST_WORKERS := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS))
 test: $(BIN)/.test-stamp
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_WORKERS)
 
 test-slow: $(BIN)/.test-stamp
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow $(PYTEST_WORKERS)
 
 bench: $(BIN)/.test-stamp
 	$(BIN)/python bench/run_benchmarks.py

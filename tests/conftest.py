@@ -2,11 +2,13 @@
 
 The small simulated trial and its one `make run` are session fixtures here, so that the report's
 browser tests (tests/report/) and the workflow tests (tests/workflow/) read the same run: a full
-run of the workflow is the costliest step of the default test run, and it is done once.
+run of the workflow is the costliest step of the tests (about 3 minutes on 2 cores, slow tests
+only: `make test-slow`), and it is done once.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -20,10 +22,13 @@ from testkit.checkout import checkout, digests, make
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked needs_r skip without R, except in CI, where R is installed by .ci/run.
+    """The modules of the shared `make run` first (:func:`pytest_xdist_make_scheduler`); tests
+    marked needs_r skip without R, except in CI, where R is installed by .ci/run.
 
     A needs_r test runs R live, so it must be marked slow too (pyproject.toml's marker list):
     the default run compares with the committed references only."""
+    # the modules of the shared `make run` first: the longest unit of work starts first
+    items.sort(key=lambda item: not _reads_made_run(config.rootpath / item.nodeid.split("::", 1)[0]))
     live_r_by_default = [item.nodeid for item in items if "needs_r" in item.keywords and "slow" not in item.keywords]
     if live_r_by_default:
         raise pytest.UsageError(f"mark these needs_r tests slow as well: {', '.join(live_r_by_default)}")
@@ -34,6 +39,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(
                 pytest.mark.skip(reason="Rscript not found (apt-get install r-base-core r-cran-lme4 r-cran-lmertest)")
             )
+
+
+SHARED_RUN = "made_run"
+
+
+@functools.cache
+def _reads_made_run(module: Path) -> bool:
+    """Whether a test module uses the shared `make run` (the `made_run` fixture)."""
+    return SHARED_RUN in module.read_text(encoding="utf-8")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs two pytest-xdist workers, one per core. Each test module goes to one worker
+    (its module fixtures are built once), and the modules that read the shared `make run` go
+    together (the run is made once). pytest-xdist's own ``--dist loadgroup`` cannot do the latter
+    with pytest 9.2, which no longer takes the group suffix it appends to a test's id."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SHARED_RUN if _reads_made_run(config.rootpath / module) else module
+
+    return SharedRunScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

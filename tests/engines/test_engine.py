@@ -391,7 +391,8 @@ def test_simplification_recorded_for_correlated_nested_slope():
 def test_to_dict_json_deterministic():
     ss = load_data("sleepstudy.csv")
     spec = REFERENCE_SPECS["sleepstudy_corr"]
-    a = json.dumps(fit(spec, ss).to_dict(), sort_keys=True, allow_nan=False)
+    first = fit(spec, ss)
+    a = json.dumps(first.to_dict(), sort_keys=True, allow_nan=False)
     b = json.dumps(fit(spec, ss).to_dict(), sort_keys=True, allow_nan=False)
     assert a == b
     d = json.loads(a)
@@ -402,7 +403,7 @@ def test_to_dict_json_deterministic():
     )
     est = d["fixed"][1]["estimate"]
     assert est == float(f"{est:.10g}")
-    full = fit(spec, ss).to_dict(include_random_effects=True)
+    full = first.to_dict(include_random_effects=True)
     assert len(full["random_effects"]) == 36
 
 
@@ -600,6 +601,7 @@ def test_patsy_and_lme4_formulas():
         to_lme4_formula(ModelSpec("m", "y", ("x + import",), (RandomTerm("g"),)))
 
 
+@pytest.mark.slow  # statsmodels at 600 patients: 10 s
 def test_large_designs_run():
     """600 patients (two-level) and 60 therapists x 10 patients (three-level) fit fine."""
     rng = np.random.default_rng(11)

@@ -151,7 +151,10 @@ def simulate_and_fit(tmp_path, seed: int, engine: str = DEFAULT_ENGINE) -> tuple
     return pd.DataFrame(rows), info
 
 
-@pytest.mark.parametrize("engine", [DEFAULT_ENGINE, "statsmodels"])
+@pytest.mark.parametrize(
+    "engine",
+    [DEFAULT_ENGINE, pytest.param("statsmodels", marks=pytest.mark.slow)],  # statsmodels: 20 s
+)
 def test_one_trial_recovers_every_truth_within_three_se(tmp_path, engine):
     result, info = simulate_and_fit(tmp_path, seed=101, engine=engine)
     z = (result["estimate"] - result["truth"]) / result["se"]

@@ -191,6 +191,7 @@ def run(made_run):
     return made_run.directory, made_run.config
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 @pytest.mark.parametrize("document", ["report", "supplement"])
 def test_report_opens_cleanly_in_chromium(run, document):
     workdir, config = run
@@ -208,6 +209,7 @@ def test_report_opens_cleanly_in_chromium(run, document):
     assert document != "report" or SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 def test_the_browser_check_catches_broken_pages(run, tmp_path):
     """The harness itself: a missing image and an outside request must not pass unnoticed."""
     workdir, config = run
@@ -224,6 +226,7 @@ def test_the_browser_check_catches_broken_pages(run, tmp_path):
     assert "http://127.0.0.1:9/pixel.png" in seen["leaving"]
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 def test_numbers_in_the_text_tie_to_the_run_tables(run):
     workdir, config = run
     results = workdir / "results" / config["dataset"]["name"]
@@ -235,6 +238,7 @@ def test_numbers_in_the_text_tie_to_the_run_tables(run):
     assert check_numbers((reports / "supplement.html").read_text(), tables) > 60
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 def test_pdf_is_the_printed_report(run):
     workdir, config = run
     reports = workdir / "reports" / config["dataset"]["name"]
@@ -286,6 +290,7 @@ def test_my_outputs_are_deterministic(run):
     assert (workdir / "reports" / config["dataset"]["name"] / "report.html").stat().st_size < 3_000_000
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 def test_snakemakes_own_report_works(run):
     workdir, config = run
     out = workdir / "reports" / "snakemake.html"

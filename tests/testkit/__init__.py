@@ -15,6 +15,8 @@ imports another:
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import subprocess
 import sys
@@ -27,8 +29,15 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 
 def demo_config() -> dict:
-    """The shipped demo configuration, as a dict."""
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    """The shipped demo configuration, as a dict (a fresh copy: tests change it)."""
+    return copy.deepcopy(_demo_config())
+
+
+@functools.cache
+def _demo_config() -> dict:
+    return yaml.load(
+        (ROOT / "config" / "config.yaml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    )
 
 
 def clean_demo(config: dict | None = None):

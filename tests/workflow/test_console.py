@@ -125,6 +125,7 @@ def test_unfinished_outputs_are_read_from_snakemakes_markers(tmp_path):
     ]
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 @pytest.mark.e2e
 def test_make_run_prints_one_line_per_step_and_ends_with_the_report(made_run):
     assert made_run.returncode == 0, made_run.console[-4000:]

@@ -79,6 +79,7 @@ def test_the_spss_demo_regenerates_byte_for_byte(tmp_path):
         assert digests(tmp_path / run) == digests(SPSS_DEMO)
 
 
+@pytest.mark.slow  # 14 s; the spss demo's whole run is slow too (test_the_spss_demo_runs_from_its_config)
 def test_the_spss_demo_runs_from_its_config_through_intake_and_models(tmp_path):
     shutil.copytree(SPSS_DEMO, tmp_path / "data/raw/demo_spss")
     raw_before = digests(tmp_path / "data/raw")

@@ -42,6 +42,8 @@ COMMANDS = {
     "make run": ("test_console", "test_make_run_prints_one_line_per_step_and_ends_with_the_report"),
     "make test": ("test_readme", "test_make_test_runs_pytest_with_the_default_markers"),
     "make test-slow": ("test_readme", "test_make_test_runs_pytest_with_the_default_markers"),
+    "make test WORKERS=0": ("test_readme", "test_make_test_runs_pytest_with_the_default_markers"),
+    "make test WORKERS=4": ("test_readme", "test_make_test_runs_pytest_with_the_default_markers"),
     "make lint": ("test_readme", "test_make_lint_runs_the_three_checks"),
     "make bench": ("test_readme", "test_make_bench_runs_the_benchmarks"),
     "make clean-data": ("test_readme", "test_clean_data_then_run_on_a_labs_own_config"),
@@ -123,9 +125,13 @@ def test_make_test_runs_pytest_with_the_default_markers():
     addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
     assert "-m 'not slow'" in addopts
     test = [line for line in _dry(ROOT, "test").splitlines() if "pytest" in line]
-    assert test == [".venv/bin/python -m pytest"]
+    assert test == [".venv/bin/python -m pytest -n 2"]  # two pytest-xdist workers, tests/conftest.py
     slow = [line for line in _dry(ROOT, "test-slow").splitlines() if "pytest" in line]
-    assert slow == [".venv/bin/python -m pytest -m slow"]
+    assert slow == [".venv/bin/python -m pytest -m slow -n 2"]
+    one_process = [line for line in _dry(ROOT, "test", "WORKERS=0").splitlines() if "pytest" in line]
+    assert one_process == [".venv/bin/python -m pytest "]
+    four = [line for line in _dry(ROOT, "test", "WORKERS=4").splitlines() if "pytest" in line]
+    assert four == [".venv/bin/python -m pytest -n 4"]
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert ci[-2:] == ["make test", "make test-slow"]
 
@@ -175,6 +181,7 @@ def test_clean_data_then_run_on_a_labs_own_config(small_trial, tmp_path):
     assert not (directory / "results/my_lab/models/three_level").exists()
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 @pytest.mark.e2e
 def test_snakemakes_report_after_a_run(made_run):
     assert made_run.returncode == 0, made_run.console[-3000:]

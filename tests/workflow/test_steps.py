@@ -52,6 +52,7 @@ def test_every_rule_records_a_benchmark_and_declares_its_resources(demo_workflow
         assert rule.resources["runtime"].value >= 5, rule.name
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 def test_a_step_runs_by_hand_and_writes_its_outputs(made_run, tmp_path):
     """README (Development): a step outside Snakemake, on a config, writes what the pipeline writes."""
     assert made_run.returncode == 0, made_run.console[-3000:]

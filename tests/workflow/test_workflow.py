@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -37,6 +38,7 @@ def small_run(small_trial, made_run):
     return made_run.directory, made_run.config, made_run.raw_before
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 def test_every_stage_writes_its_outputs(small_run):
     workdir, _, _ = small_run
     results = workdir / "results" / "small"
@@ -50,6 +52,7 @@ def test_every_stage_writes_its_outputs(small_run):
     )
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 def test_counts_follow_the_simulated_data(small_run):
     workdir, _, _ = small_run
     truth = yaml.safe_load((workdir / "data/raw/small/TRUTH.yaml").read_text())
@@ -68,6 +71,7 @@ def test_counts_follow_the_simulated_data(small_run):
     assert "text in a numeric column" in reasons
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 def test_model_recovers_the_simulated_within_effect(small_run):
     workdir, _, _ = small_run
     truth = yaml.safe_load((workdir / "data/raw/small/TRUTH.yaml").read_text())
@@ -81,6 +85,7 @@ def test_model_recovers_the_simulated_within_effect(small_run):
     assert set(fit["flags"]) <= {"refitted", "optimum_disagreement"}
 
 
+@pytest.mark.slow  # reads the shared `make run` (conftest.made_run): test-slow and CI
 def test_raw_data_untouched(small_run, small_trial):
     _, _, raw_before = small_run
     assert digests(small_trial[0] / "data" / "raw") == raw_before
@@ -117,15 +122,23 @@ def test_stopping_error_leaves_no_results(tmp_path, small_trial):
     assert not (tmp_path / "results").exists() or not any(p.is_file() for p in (tmp_path / "results").rglob("*"))
 
 
+#: packages that loading the workflow must not import: every Snakemake call (make run, make
+#: clean-data, each workflow test) loads it, and these cost about 4 s there (pingouin alone 3 s)
+HEAVY_AT_LOAD = ("pingouin", "scipy.stats", "matplotlib", "statsmodels", "mixedlm")
+
+
 def test_lint_and_dry_run(tmp_path):
     dry = subprocess.run(
-        [str(SNAKEMAKE), "-n", "--forceall", "--quiet", "rules", "--cores", "1"],
+        [sys.executable, "-X", "importtime", str(SNAKEMAKE), "-n", "--forceall", "--quiet", "rules", "--cores", "1"],
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "render_report" in dry.stdout + dry.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in dry.stderr.splitlines() if line.startswith("import time:")}
+    assert "snakemake.workflow" in imported  # the import times were read
+    assert sorted(name for name in imported if name.startswith(HEAVY_AT_LOAD)) == []
     lint = subprocess.run([str(SNAKEMAKE), "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert lint.returncode == 0, (lint.stdout + lint.stderr)[-3000:]
     snakefmt = SNAKEMAKE.with_name("snakefmt")

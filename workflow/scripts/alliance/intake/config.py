@@ -9,13 +9,10 @@ mistake stops the run before any job starts, with a message naming the key.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from alliance.intake.registry import Instrument, InstrumentRegistryError, load_registry
-
-#: The config schema, checked when the workflow loads.
-SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
+from alliance.schema import SCHEMA, config_schema  # noqa: F401 - SCHEMA: re-exported for callers
 
 #: The cleaning policy when the config does not set a key (the schema's defaults, for direct callers).
 DEFAULT_POLICY: dict[str, Any] = {
@@ -59,10 +56,7 @@ def cleaning_policy(cleaning: dict[str, Any] | None) -> tuple[dict[str, Any], di
 
 def schema_cleaning_defaults(key: str) -> dict[str, Any]:
     """The schema's default of every property of the object ``cleaning.<key>`` (the one source of them)."""
-    import yaml  # only here: the rest of this module needs no third-party package
-
-    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
-    properties = schema["properties"]["cleaning"]["properties"][key]["properties"]
+    properties = config_schema()["properties"]["cleaning"]["properties"][key]["properties"]
     return {name: entry["default"] for name, entry in properties.items()}
 
 

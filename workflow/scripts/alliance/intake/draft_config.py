@@ -40,7 +40,8 @@ from alliance.intake.findings import SOURCE_ROW, InputError, InputErrors
 from alliance.intake.formats import infer_format
 from alliance.intake.readers import read_table
 from alliance.intake.registry import Instrument, load_registry
-from alliance.intake.unfilled import MARK, SCHEMA, unfilled_keys
+from alliance.intake.unfilled import MARK, unfilled_keys
+from alliance.schema import config_schema
 
 __all__ = [
     "Export",
@@ -397,7 +398,7 @@ def _init(args: argparse.Namespace) -> int:
         return 1
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_draft(draft, registry, str(out)), encoding="utf-8")
-    left = unfilled_keys(yaml.safe_load(out.read_text(encoding="utf-8")), yaml.safe_load(SCHEMA.read_text()))
+    left = unfilled_keys(yaml.safe_load(out.read_text(encoding="utf-8")), config_schema())
     print(f"Draft config written to {out}.")
     print(f"Fill in the keys marked {MARK} ({', '.join(left)}), check the rest, then: make clean-data CONFIG={out}")
     return 0

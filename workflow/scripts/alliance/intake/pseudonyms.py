@@ -22,12 +22,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from alliance.intake.config import SCHEMA
 from alliance.intake.findings import SOURCE_ROW, Finding, InputError, InputErrors
 from alliance.intake.identifier_codes import ID_ROLES
 from alliance.intake.identifier_values import mask_value
+from alliance.schema import schema_default
 
 __all__ = ["MASKED_ROLES", "IdentifierMask", "id_columns", "pseudonym_key", "pseudonymise_ids", "pseudonymised"]
 
@@ -108,8 +107,7 @@ class IdentifierMask:
 @functools.cache
 def pseudonymise_default() -> bool:
     """The schema's default of ``dataset.pseudonymise_ids`` (the one source of it)."""
-    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
-    return bool(schema["properties"]["dataset"]["properties"]["pseudonymise_ids"]["default"])
+    return bool(schema_default("dataset", "pseudonymise_ids"))
 
 
 def pseudonymise_ids(dataset: dict[str, Any]) -> bool:

@@ -36,8 +36,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pingouin
-from scipy.stats import norm
 
 from alliance.intake.findings import STOP, WARN, Finding
 from alliance.intake.layout import Layout, item_column
@@ -104,13 +102,9 @@ class Reliability:
 @cache
 def _already_keyed_default() -> bool:
     """The schema's default of ``dataset.measures.<key>.already_keyed`` (its one source)."""
-    import yaml
+    from alliance.schema import schema_default
 
-    from alliance.intake.config import SCHEMA
-
-    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
-    measure = schema["properties"]["dataset"]["properties"]["measures"]["additionalProperties"]
-    return bool(measure["properties"]["already_keyed"]["default"])
+    return bool(schema_default("dataset", "measures", "*", "already_keyed"))
 
 
 def already_keyed(measure: dict[str, Any]) -> bool:
@@ -176,6 +170,11 @@ def _alpha_row(x: np.ndarray, patients: np.ndarray, sample: str) -> dict[str, An
     out: dict[str, Any] = {"rows": len(x), "patients": n_patients, "ci_method": _CI_METHOD[sample]}
     if len(x) < 3 or n_patients < 2 or not np.var(x.sum(axis=1)) > 0:  # alpha needs a varying total
         return {**out, "alpha": np.nan, "alpha_ci_low": np.nan, "alpha_ci_high": np.nan}
+    # imported here: the workflow's load imports this module (through the data dictionary), and
+    # pingouin and scipy.stats would add about 4 s to every Snakemake call
+    import pingouin
+    from scipy.stats import norm
+
     alpha, ci = pingouin.cronbach_alpha(pd.DataFrame(x), nan_policy="listwise", ci=CI_LEVEL)
     if sample == "all_sessions":
         half = norm.ppf(0.5 + CI_LEVEL / 2) * alpha_cluster_se(x, patients)

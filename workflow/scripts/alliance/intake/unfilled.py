@@ -17,10 +17,11 @@ from typing import Any
 
 import yaml
 
+from alliance.schema import SCHEMA, config_schema
+
 __all__ = ["MARK", "SCHEMA", "unfilled_keys", "unfilled_message", "main"]
 
 MARK = "TODO(init)"
-SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
 
 
 def unfilled_keys(config: Any, schema: dict) -> list[str]:
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             config = _merged(config, yaml.safe_load(Path(path).read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             return 0
-    keys = unfilled_keys(config, yaml.safe_load(SCHEMA.read_text(encoding="utf-8")))
+    keys = unfilled_keys(config, config_schema())
     if keys:
         print(unfilled_message(" ".join(paths), keys), file=sys.stderr)
         return 1

@@ -69,12 +69,9 @@ def therapist_columns() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def _schema_default() -> str:
     """The schema's default of ``analysis.without_therapists`` (the one source of it)."""
-    import yaml
+    from alliance.schema import schema_default
 
-    from alliance.intake.config import SCHEMA
-
-    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
-    return schema["properties"]["analysis"]["properties"]["without_therapists"]["default"]
+    return schema_default("analysis", "without_therapists")
 
 
 def without_therapists_setting(model: dict[str, Any], analysis: dict[str, Any] | None) -> str:

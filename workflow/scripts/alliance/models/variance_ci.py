@@ -105,7 +105,10 @@ def model_rng(seed: int, model_name: str) -> np.random.Generator:
 def _unit_index(data: pd.DataFrame, group: str) -> np.ndarray:
     """The unit of each row in a random-effects group (``therapist:patient``: the pair)."""
     columns = group.split(":")
-    keys = data[columns].astype(str).agg("\x1f".join, axis=1) if len(columns) > 1 else data[columns[0]].astype(str)
+    # column-wise string concatenation: a row-wise join costs ~3 s per replicate at 7,000 rows
+    keys = data[columns[0]].astype(str)
+    for column in columns[1:]:
+        keys = keys + "\x1f" + data[column].astype(str)
     return pd.factorize(keys, sort=True)[0]
 
 

@@ -15,8 +15,6 @@ from typing import Any
 
 import yaml
 
-from alliance.report.wording import digits_for
-
 #: the truth file a simulated dataset keeps beside its sessions file (alliance.simulate.write_trial)
 TRUTH_FILE_NAME = "TRUTH.yaml"
 
@@ -110,6 +108,8 @@ def suite_truth_rows(truth: dict[str, Any] | None, fits: list[dict[str, Any]]) -
     names: estimate, 95% CI, the true value, whether the CI covers it, and the model's flags.
     Models whose truth entry says its values are no single parameter of that model are listed
     apart (``not_estimands``: model -> the truth file's words), not scored."""
+    from alliance.report.wording import digits_for  # here: the workflow loads this module (truth_path)
+
     found, keys = truth_estimands(truth)
     rows, not_estimands = [], {}
     for fit in fits:

@@ -214,6 +214,13 @@ def test_the_main_report_sets_each_estimate_beside_its_truth(run):
         assert row["covers"] == bool(fixed.loc[term, "ci_low"] <= value <= fixed.loc[term, "ci_high"])
     assert "early_alliance" in truth["not_estimands"]  # its truth names no single parameter: not scored
     assert "three_level" in truth["not_estimands"]  # a lagged specification: beside the RI-CLPM's truth instead
+    # ... and shown apart, beside the generating value it is compared with, labelled as biased
+    assert [(r["model"], r["term"]) for r in truth["biased"]] == [
+        ("three_level", "alliance_within_patient"),
+        ("three_level", "symptoms"),
+    ]
+    assert not {r["model"] for r in truth["rows"]} & {r["model"] for r in truth["biased"]}
     text = visible_text(run["html"])
+    assert "Specifications with a known bias, beside the generating value" in text and "known bias" in text
     assert "8. Estimates beside the known truth" in text
     assert f"{sum(r['covers'] for r in truth['rows'])} of {len(truth['rows'])} 95% CIs cover the true value" in text

@@ -8,6 +8,7 @@ import re
 import warnings
 from pathlib import Path
 
+import markupsafe
 import numpy as np
 import pandas as pd
 import pytest
@@ -293,9 +294,12 @@ def test_variance_shares_are_the_model_stage_iccs(rendered):
     variance = rendered["trial"]["three_tables"]["variance"]
     v = variance.set_index(["group", "term"])["variance"]
     total = v[("Residual", "Residual")] + sum(v[k] for k in v.index if k[1] == "Intercept")
-    assert three["shares"]["therapist"] == pytest.approx(v[("therapist", "Intercept")] / total)
+    # the fixture's three_level fit is singular, refitted without its therapist level (test_singular_report.py)
+    assert list(three["shares"]) == ["therapist:patient"]
+    share = three["shares"]["therapist:patient"]
+    assert share == pytest.approx(v[("therapist:patient", "Intercept")] / total)
     checklist = rendered["context"]["checklist_frame"].set_index("item")
-    assert f"three_level: therapist {W.pct(iccs['therapist'])}%" in checklist.loc[5, "answer"]
+    assert f"three_level: therapist:patient {W.pct(iccs['therapist:patient'])}%" in checklist.loc[5, "answer"]
 
 
 # --------------------------------------------------------------------------- equations and text
@@ -390,7 +394,8 @@ def test_reviewer_checklist_is_filled_from_the_run(rendered):
     assert f"same_session {fit['n_obs']}" in answers[6]
     engine = rendered["trial"]["same"]["fit"]["fit"]["engine"]
     assert "Estimation: REML (all 3 models)" in answers[3] and f"Engine: {engine} " in answers[3]
-    assert "Wald z" in answers[4]
+    # contrasts and joint tests with the engine's df method (alliance.engines.ddf)
+    assert ("F tests with Satterthwaite denominator" if engine in ("mixedlm", "lme4") else "Wald z") in answers[4]
     assert "diagnostics" not in answers[8] or "three_level" in answers[8]
     assert "with the therapist level (three_level, early_alliance)" in answers[10]
     assert "Marginal and conditional R²" in answers[9]
@@ -579,7 +584,7 @@ def test_report_has_every_section_and_caption(rendered, benchmark):
     assert "r between alliance and symptom improvement" in forest
     assert (
         forest.endswith("mark the meta-analytic benchmark of Flückiger et al. 2018, r = .278 [.256, .299].")
-        and forest in html
+        and forest.replace("'", "&#39;") in html  # the HTML escapes the caption's apostrophes
     )
     assert "lme4 formula as specified: <code>symptoms ~ alliance_within_patient" in html
     three = rendered["trial"]["three_tables"]["fit"]
@@ -637,6 +642,15 @@ def _fit_json(name: str, engine: str, version: str, df_method: str) -> dict:
             "n_obs": 10,
         },
         "flags": [],
+        # a contrast and a joint test with the df method of the engine's fixed effects (FitResult.contrast)
+        "contrasts": [
+            {"kind": "contrast", "name": "c", "df_method": ("t, " if "Satterthwaite" in df_method else "") + df_method},
+            {
+                "kind": "wald",
+                "name": "w",
+                "df_method": "F, " + df_method if "Satterthwaite" in df_method else "Wald chi-square (asymptotic)",
+            },
+        ],
     }
 
 
@@ -669,8 +683,16 @@ def test_df_sentence_differs_between_statsmodels_and_mixedlm():
     # the methods text names the engine and its version
     assert z["engines"].startswith("statsmodels 0.15.0: statsmodels MixedLM")
     assert t["engines"].startswith("mixedlm 1.3.0: the mixedlm package")
-    # contrasts and joint tests are asymptotic with every engine (FitResult.contrast / wald_test)
-    assert z["contrasts"] == t["contrasts"] and "Wald z" in t["contrasts"] and "χ²" in t["contrasts"]
+    # contrasts and joint tests have the fixed effects' df method (FitResult.contrast / wald_test)
+    assert z["contrasts"] == "Contrasts and simple slopes are Wald z tests, and tests of several coefficients at " + (
+        "once are Wald χ² tests (df = number of coefficients): the engine gives no Satterthwaite degrees of freedom."
+    )
+    assert t["contrasts"].startswith("Contrasts (such as the contextual effect) and simple slopes are t tests with ")
+    assert "F tests with Satterthwaite denominator degrees of freedom" in t["contrasts"]
+    assert z["findings"].endswith("; contrasts are Wald z tests.")
+    assert t["findings"].endswith("; contrasts are t and F tests with Satterthwaite degrees of freedom.")
+    mixed = W.inference_summary([STATSMODELS_FIT, MIXEDLM_FIT])["contrasts"]
+    assert mixed.startswith("For b, contrasts (such as") and "; for a, contrasts and simple slopes are Wald z" in mixed
     # per model
     assert W.fixed_tests_text(MIXEDLM_FIT["fit"]).startswith("Fixed-effect tests are t tests with Satterthwaite")
     assert W.fixed_tests_text(STATSMODELS_FIT["fit"]).startswith(
@@ -697,8 +719,8 @@ def test_checklist_small_sample_df_follows_the_engine(benchmark):
     assert (
         both["status"] == "partly" and "yes, Satterthwaite df for b" in both["answer"] and "no, for a" in both["answer"]
     )
-    for answer in (z, t):
-        assert "Wald z / χ² with every engine" in answer["answer"]
+    assert "simple slopes are Wald z tests" in z["answer"] and "Satterthwaite denominator" not in z["answer"]
+    assert "F tests with Satterthwaite denominator degrees of freedom" in t["answer"] and "Wald z" not in t["answer"]
 
 
 def _fixed_table_html(html: str, model: str) -> str:
@@ -706,17 +728,39 @@ def _fixed_table_html(html: str, model: str) -> str:
     return section.split("<caption>Fixed effects: ")[1].split("</table>")[0]
 
 
+def test_tests_of_moderation_show_f_with_denominator_df_or_chi_square(rendered):
+    """The main report's moderation tests name their test: F(q, denominator df) where the model stage
+    wrote a denominator df (Satterthwaite), else χ²(q) (the rows as comparisons.heterogeneity_tests gives them)."""
+    rows = [
+        {"model": "m", "label": "M", "moderator": "therapy", "term": "all", "statistic": 1.25, "df": 4,
+         "df_denominator": 119.36, "test": "F", "df_method": "F, Satterthwaite (mixedlm 1.3.0)", "p": 0.29,
+         "source": "contrast¦m¦interaction: all x therapy¦"},
+        {"model": "m", "label": "M", "moderator": "condition", "term": "all", "statistic": 0.47, "df": 2,
+         "df_denominator": None, "test": "χ²", "df_method": "Wald chi-square (asymptotic)", "p": 0.79,
+         "source": "contrast¦m¦interaction: all x condition¦"},
+    ]  # fmt: skip
+    html = H.render_html({**rendered["context"], "heterogeneity": rows})
+    source = "contrast¦m¦interaction: all x therapy¦"
+    f_test = f'F(<span class="num" data-source="{source}df">4</span>, <span class="num" data-source="{source}df_denominator">'
+    assert f_test + "119.4</span>) =" in html
+    assert 'χ²(<span class="num" data-source="contrast¦m¦interaction: all x condition¦df">2</span>) =' in html
+    table = html.split("<caption>Tests of moderation</caption>")[1].split("</table>")[0]
+    assert '<th class="text">Test</th><th>Statistic</th><th>df</th>' in table
+
+
 def test_rendered_report_follows_the_statsmodels_run(rendered_statsmodels):
     rendered = rendered_statsmodels
     html = rendered["supplement"]
-    assert "Wald z" in rendered["html"] and "Satterthwaite" not in rendered["html"]
+    assert "Wald z" in rendered["html"]
     assert "(1 | therapist) + (1 + alliance_within_patient || therapist:patient)" in html  # the slope as fitted
+    # early_alliance's singular fit is refitted without random effects (alliance.models.singular): t, residual df
     assert (
-        "Fixed-effect tests are Wald z tests (no small-sample degrees of freedom); contrasts are Wald z tests."
+        "Fixed-effect tests are t tests with Satterthwaite degrees of freedom for early_alliance and Wald z tests "
+        "(no small-sample degrees of freedom) for same_session, three_level; contrasts are Wald z tests."
         in rendered["html"]
     )
     assert "Fixed-effect tests are Wald z tests (Wald z (asymptotic)), without small-sample degrees of freedom" in html
-    assert "Satterthwaite" not in html.split('id="appendix"')[0]
+    assert "Satterthwaite" not in _fixed_table_html(html, "same_session")
     table = _fixed_table_html(html, "same_session")
     assert "<th>z</th>" in table and "<th>df</th>" not in table
     checklist = rendered["context"]["checklist_frame"].set_index("item")
@@ -728,18 +772,23 @@ def test_rendered_report_follows_the_mixedlm_run(rendered_mixedlm):
     html = rendered_mixedlm["supplement"]
     fits = {m: json.loads((rendered_mixedlm["results"] / "models" / m / "fit.json").read_text()) for m in NAMES}
     version = fits["same_session"]["fit"]["engine_version"]
-    assert all(f["fit"]["df_method"] == f"Satterthwaite (mixedlm {version})" for f in fits.values())
+    # the fixture's singular fits are simplified (alliance.models.singular): + the df of a term at a dropped level
+    assert fits["same_session"]["fit"]["df_method"] == f"Satterthwaite (mixedlm {version})"
+    assert all(f["fit"]["df_method"].startswith("Satterthwaite") for f in fits.values())
     assert f"Estimation: mixedlm {version}: the mixedlm package" in html
     assert (
-        "Fixed-effect tests are t tests with Satterthwaite degrees of freedom; contrasts are Wald z tests."
-        in rendered_mixedlm["html"]
+        "Fixed-effect tests are t tests with Satterthwaite degrees of freedom; contrasts are t and F tests with "
+        "Satterthwaite degrees of freedom." in rendered_mixedlm["html"]
     )
     assert (
         f"Fixed-effect tests are t tests with Satterthwaite degrees of freedom (Satterthwaite (mixedlm {version})): p values"
         in html
     )
     assert "Wald z tests (no small-sample" not in html and "statsmodels MixedLM" not in html
-    assert W.CONTRAST_TESTS in html  # contrasts stay z for every engine
+    # contrasts have the fixed effects' df method
+    assert str(markupsafe.escape(W.contrast_tests_text(list(fits.values()))[0])) in html
+    assert W.contrast_tests_text(list(fits.values()))[0].startswith("Contrasts (such as the contextual effect) and")
+    assert f'<td class="text">t, Satterthwaite (mixedlm {version})</td>' in html  # the contrasts table's Test column
     for model in NAMES:
         table = _fixed_table_html(html, model)
         assert "<th>t</th><th>df</th>" in table
@@ -753,3 +802,47 @@ def test_rendered_report_follows_the_mixedlm_run(rendered_mixedlm):
     checklist = rendered_mixedlm["context"]["checklist_frame"].set_index("item")
     assert checklist.loc[4, "status"] == "reported" and "Small-sample df: yes" in checklist.loc[4, "answer"]
     assert f"mixedlm {version}" in checklist.loc[3, "answer"]
+
+
+# --------------------------------------------------------------------------- a singular fit, simplified
+
+
+def test_a_simplified_singular_fit_is_said_in_text_and_tables(rendered):
+    """The fixture's three_level and early_alliance fits are singular (therapist variance 0) and refitted by
+    the singular-fit policy (alliance.models.singular; its statistics: tests/models/test_singular_fits.py):
+    the report says so beside each table, shows the fit as specified, and quotes the model stage's df."""
+    main, supplement, results = rendered["html"], rendered["supplement"], rendered["results"]
+    fixed = pd.read_csv(results / "models" / "three_level" / "fixed_effects.csv").set_index("term")
+    how = "between therapist: 12 units - 1 fixed effect measured at that level - 1 = 10"
+    assert fixed.loc["alliance_between_therapist", ["df", "df_method", "fit", "flags"]].tolist() == [
+        10.0,
+        how,
+        "simplified",
+        "simplified",
+    ]
+    early = json.loads((results / "models" / "early_alliance" / "fit.json").read_text())
+    why = "as specified the fit was singular (therapist: variance of Intercept 0 &lt;= 1e-06 x residual variance)"
+    # the main report: the table's caption and note (early_alliance is a primary model), and the caveats
+    assert (
+        "Session-3 alliance and end-of-treatment symptoms: fixed effects (REML; Satterthwaite t; simplified fit, "
+        "the as-specified fit was singular)</caption>" in main
+    )
+    assert (
+        f'<span class="flag">Singular fit simplified:</span> {why}; refitted without the therapist level (intercept '
+        "variance 0; no random effects left: a linear model) (step 3). The table shows the simplified fit. The fit as "
+        "specified is in the supplement." in main
+    )
+    assert "Singular fits refitted with a simpler random-effects structure (Alliance and next-session symptoms" in main
+    assert early["fit"]["df_method"].startswith("Satterthwaite df of a model without random effects: the residual df")
+    # the supplement: which fit the tables are, the therapist-level predictor's df, the fit as specified
+    assert (
+        "the tables below are the simplified fit's, Alliance (between therapists) tested on "
+        f"{how} df.Rows used:" in supplement
+    )
+    assert "As specified, singular (flag boundary; not used for inference): Session-3 alliance" in supplement
+    assert 'data-source="fixed¦three_level¦alliance_between_therapist¦df">10.0</span>' in _fixed_table_html(
+        supplement, "three_level"
+    )
+    specified = {r["term"]: r for r in early["singular_fit"]["as_specified"]["fixed"]}
+    assert f"<td>{W.fmt(specified['alliance_s3']['df'], 1)}</td>" in supplement  # the as-specified fit's df, 59.0
+    assert "therapist 12; Patient (within therapist) 67" in supplement and "; no random effects." in supplement

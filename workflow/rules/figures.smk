@@ -113,7 +113,7 @@ rule plot_within_between:
 
 
 rule plot_missing_data:
-    """Missing data by session and arm."""
+    """Missing data: patients still in treatment by session and therapy type, missed scores by arm."""
     input:
         analysis=rules.clean_data.output.analysis,
         patients=rules.clean_data.output.patients,
@@ -137,7 +137,7 @@ rule plot_missing_data:
         mem_mb=800,
         runtime=5,
     params:
-        arm=["therapy", "condition"],
+        by="therapy",  # one dropout line per therapy type; the missed scores per therapy x condition arm
     script:
         "../scripts/plot_missing_data.py"
 
@@ -172,9 +172,11 @@ rule plot_flow_diagram:
 
 
 rule plot_alliance_forest:
-    """Forest plot of the alliance effect as r (with symptom improvement) against the benchmark."""
+    """Forest plot of the alliance effect as r (with symptom improvement); the benchmark's band only behind its design."""
     input:
         effects=f"{RESULTS}/effects/alliance_effects.csv",
+        # the patient-level models' r-equivalents (fit.json effects): the panel of the benchmark's design
+        fits=model_results("fit.json"),
     output:
         png=report(
             f"{FIGURES}/alliance_forest.png",
@@ -196,6 +198,8 @@ rule plot_alliance_forest:
         runtime=5,
     params:
         benchmark=config["report"]["benchmark"],
+        models=list(MODELS.values()),
+        model_order=list(MODELS),
     script:
         "../scripts/plot_alliance_forest.py"
 
@@ -205,6 +209,8 @@ rule plot_therapist_effects:
     input:
         # requested (by the report) only when a model has a therapist random intercept
         random_effects=f"{RESULTS}/models/{THERAPIST_MODEL}/random_effects.csv",
+        # a therapist variance estimated at 0 is said in words instead of an empty plot
+        variance=f"{RESULTS}/models/{THERAPIST_MODEL}/variance_components.csv",
     output:
         png=report(
             f"{FIGURES}/therapist_effects.png",
@@ -232,11 +238,54 @@ rule plot_therapist_effects:
         "../scripts/plot_therapist_effects.py"
 
 
+# the leave-one-therapist-out tables (INFLUENCE_MODELS, rules/models.smk): the primary model first,
+# then the others in config order
+INFLUENCE_FIGURE_MODELS = sorted(
+    INFLUENCE_MODELS, key=lambda n: (n != PRIMARY_MODEL, list(MODELS).index(n))
+)
+
+
+rule plot_therapist_influence:
+    """Each focal estimate with each therapist left out, against the full-data estimate and its 95% CI."""
+    input:
+        # requested (by the report) only when INFLUENCE_MODELS is not empty
+        influence=[
+            f"{RESULTS}/models/{m}/therapist_influence.csv"
+            for m in INFLUENCE_FIGURE_MODELS
+        ],
+    output:
+        png=report(
+            f"{FIGURES}/therapist_influence.png",
+            caption="../report/therapist_influence.rst",
+            category="Figures",
+            subcategory="Therapist effects",
+        ),
+        svg=f"{FIGURES}/therapist_influence.svg",
+    log:
+        f"{LOGS}/plot_therapist_influence.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_therapist_influence.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    # reads a few small tables (one row per therapist and focal term): under 1 s on the demo
+    resources:
+        mem_mb=300,
+        runtime=5,
+    params:
+        model_labels={n: MODELS[n].get("label", n) for n in INFLUENCE_FIGURE_MODELS},
+        term_labels=config["report"].get("term_labels", {}),
+    script:
+        "../scripts/plot_therapist_influence.py"
+
+
 rule plot_diagnostics:
     """Residuals against fitted values and QQ plots of residuals and random effects, per model."""
     input:
         residuals=f"{RESULTS}/models/{{model}}/residuals.parquet",
         random_effects=f"{RESULTS}/models/{{model}}/random_effects.csv",
+        # a variance estimated at 0 is said in words instead of an empty QQ panel
+        variance=f"{RESULTS}/models/{{model}}/variance_components.csv",
     output:
         png=report(
             f"{FIGURES}/diagnostics_{{model}}.png",
@@ -260,6 +309,7 @@ rule plot_diagnostics:
     params:
         seed=config["run"]["seed"],
         label=lambda wildcards: MODELS[wildcards.model].get("label", wildcards.model),
+        term_labels=config["report"].get("term_labels", {}),
     script:
         "../scripts/plot_diagnostics.py"
 

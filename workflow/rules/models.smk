@@ -53,6 +53,8 @@ rule fit_model:
         ),
         effects=f"{RESULTS}/models/{{model}}/effects.csv",
         fit_statistics=f"{RESULTS}/models/{{model}}/fit_statistics.csv",
+        # both fits of a singular model (analysis.singular_fits; alliance.models.singular)
+        singular_fit=f"{RESULTS}/models/{{model}}/singular_fit.csv",
         random_effects=f"{RESULTS}/models/{{model}}/random_effects.csv",
         residuals=f"{RESULTS}/models/{{model}}/residuals.parquet",
         fit=f"{RESULTS}/models/{{model}}/fit.json",
@@ -87,6 +89,7 @@ rule fit_stratum:
         contrasts=f"{RESULTS}/models/{{model}}/strata/{{stratum}}/contrasts.csv",
         effects=f"{RESULTS}/models/{{model}}/strata/{{stratum}}/effects.csv",
         fit_statistics=f"{RESULTS}/models/{{model}}/strata/{{stratum}}/fit_statistics.csv",
+        singular_fit=f"{RESULTS}/models/{{model}}/strata/{{stratum}}/singular_fit.csv",
         fit=f"{RESULTS}/models/{{model}}/strata/{{stratum}}/fit.json",
     log:
         f"{LOGS}/fit_stratum_{{model}}_{{stratum}}.log",
@@ -238,6 +241,8 @@ rule therapist_influence:
     params:
         model=lambda wildcards: MODELS[wildcards.model],
         engine=config["run"].get("engine"),
+        # the structure the singular-fit policy chooses on the full data (alliance.models.refit)
+        singular_fits=MODEL_CONTEXT["singular_fits"],
     script:
         "../scripts/therapist_influence.py"
 
@@ -265,6 +270,8 @@ rule fit_sensitivity:
         model=lambda wildcards: MODELS[wildcards.model],
         engine=config["run"].get("engine"),
         winsor_sd=config["report"]["sensitivity"]["winsor_sd"],
+        # the structure the singular-fit policy chooses on the full data (alliance.models.refit)
+        singular_fits=MODEL_CONTEXT["singular_fits"],
     script:
         "../scripts/fit_sensitivity.py"
 

@@ -101,6 +101,9 @@ if TRUTH_PATH:
     REPORT_INPUTS["truth"] = TRUTH_PATH
 if THERAPIST_MODEL:
     REPORT_INPUTS["fig_therapist_effects"] = rules.plot_therapist_effects.output.png
+# leave-one-therapist-out (rules/figures.smk), in the supplement
+if INFLUENCE_FIGURE_MODELS:
+    REPORT_INPUTS["fig_therapist_influence"] = rules.plot_therapist_influence.output.png
 for _model in sorted(MODELS):
     REPORT_INPUTS[f"fig_diagnostics_{_model}"] = (
         f"{RESULTS}/figures/diagnostics_{_model}.png"

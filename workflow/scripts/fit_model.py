@@ -22,7 +22,7 @@ tables = fit_model(
     engine=params.engine,
     cross_check=params.cross_check or None,
 )
-for key in ("fixed", "variance", "random_effects", "contrasts", "effects", "fit_statistics"):
+for key in ("fixed", "variance", "random_effects", "contrasts", "effects", "fit_statistics", "singular_fit"):
     write_csv(tables[key], getattr(out, key))
 write_parquet(tables["residuals"], out.residuals)
 write_json(tables["fit"], out.fit)

@@ -11,6 +11,8 @@ from alliance.outputs import write_csv
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 analysis, patients = load_sensitivity_tables(params.model, inp.analysis, inp.patients)
-table = sensitivity_table(params.model, analysis, patients, params.winsor_sd, engine=params.engine)
+table = sensitivity_table(
+    params.model, analysis, patients, params.winsor_sd, engine=params.engine, singular_fits=params.singular_fits
+)
 write_csv(table, out.sensitivity)
 logging.info("model %s: specifications %s", params.model["name"], ", ".join(dict.fromkeys(table["specification"])))

@@ -26,7 +26,7 @@ tables = fit_stratum(
     engine=params.engine,
     cross_check=params.cross_check or None,
 )
-for key in ("fixed", "variance", "contrasts", "effects", "fit_statistics"):
+for key in ("fixed", "variance", "contrasts", "effects", "fit_statistics", "singular_fit"):
     write_csv(tables[key], getattr(out, key))
 write_json(tables["fit"], out.fit)
 logging.info("model %s, stratum %s: flags %s", params.model["name"], stratum, tables["fit"]["flags"])

@@ -1,4 +1,4 @@
-"""Snakemake step (rule plot_missing_data): missing data by session and arm."""
+"""Snakemake step (rule plot_missing_data): dropout by session and therapy type, missed scores by arm."""
 
 from alliance import step
 
@@ -10,4 +10,4 @@ from alliance.report.figures import save
 
 data = read_columns(snakemake.input.analysis, MISSING_DATA_COLUMNS)
 patients = read_columns(snakemake.input.patients, MISSING_DATA_PATIENT_COLUMNS)
-save(missing_data(data, patients), snakemake.output.png, snakemake.output.svg)
+save(missing_data(data, patients, by=snakemake.params.by), snakemake.output.png, snakemake.output.svg)

@@ -12,7 +12,7 @@ from alliance.outputs import write_csv
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 analysis, patients = load_model_tables(params.model, inp.analysis, inp.patients)
-table = therapist_influence(params.model, analysis, patients, engine=params.engine)
+table = therapist_influence(params.model, analysis, patients, engine=params.engine, singular_fits=params.singular_fits)
 write_csv(table, out.influence)
 logging.info(
     "model %s: %d therapists left out in turn, %d influential (term, therapist) pairs",

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from alliance.simulate_lagged_truth import CENTRED_LAGGED, RAW_LAGGED, lagged_estimands
+
 __all__ = [
     "paths",
     "contemporaneous_correlation",
@@ -530,13 +532,9 @@ def model_estimands(design, same: dict, riclpm: dict) -> dict:
     (config/config.yaml) and its RI-CLPM, as the report's section "Which comes first" reads them
     (config/README.md, dataset.truth); ``targets`` says in words what the model's coefficients
     estimate under the process. Lagged mixed models target no single parameter: their entries give
-    the RI-CLPM path each coefficient should be compared with."""
+    the generating (RI-CLPM) path each coefficient should be compared with
+    (alliance.simulate_lagged_truth)."""
     raw = {k: _r(riclpm[k]) for k in ("alpha", "beta", "gamma", "delta")}
-    lagged = (
-        "no single parameter: a lagged outcome beside a patient intercept, with person means over every "
-        "session, is biased (Nickell / dynamic-panel bias); the values are the RI-CLPM's paths it is to be "
-        "compared with"
-    )
     patient_level = (
         "no single parameter: one score per patient mixes the stable between effects, the within-person "
         "process over the sessions and the attendance"
@@ -562,24 +560,18 @@ def model_estimands(design, same: dict, riclpm: dict) -> dict:
             "session_c": _r(same["pooled"]["session_c"]),
         },
         "moderation": {
-            "targets": "the by-therapy same-session estimands as simple slopes; no moderation by condition",
+            "targets": (
+                "the by-therapy same-session estimands as simple slopes; no moderation by condition; "
+                "alliance_between_patient: no single parameter"
+            ),
             **{f"alliance_within_patient | therapy = {t}": _r(v) for t, v in same["by_therapy"].items()},
         },
-        "lagged_alliance_symptoms": {
-            "targets": lagged,
-            "alliance_within_patient": raw["gamma"],
-            "symptoms": raw["delta"],
-        },
-        "lagged_symptoms_alliance": {
-            "targets": lagged,
-            "symptoms_within_patient": raw["beta"],
-            "alliance": raw["alpha"],
-        },
-        "three_level": {"targets": lagged, "alliance_within_patient": raw["gamma"], "symptoms": raw["delta"]},
+        **lagged_estimands(raw, list(RAW_LAGGED)),
         "early_alliance": {"targets": patient_level},
         "early_alliance_early_change": {"targets": patient_level},
         "early_alliance_mean": {"targets": patient_level},
         "baldwin": {"targets": patient_level + " (the last session's symptoms, baseline controlled)"},
+        **lagged_estimands(raw, list(CENTRED_LAGGED)),
         RICLPM_MODEL: {
             "targets": (
                 f"the RI-CLPM on sessions 1-{RICLPM_WAVES} (observed scores; paths equal over waves): its paths and "

@@ -38,6 +38,7 @@ from alliance.engines.common import (
     engine_columns,
     fitting_formula,
 )
+from alliance.engines.ddf import SatterthwaiteData
 from alliance.engines.spec import FitResult, FitWarning, ModelSpec
 
 ENGINE = "lme4"
@@ -71,6 +72,8 @@ fit <- withCallingHandlers(
 t1 <- proc.time()[["elapsed"]]
 df_sat <- NULL
 df_error <- NULL
+jac <- NULL
+vcov_varpar <- NULL
 tryCatch({
   lt <- withCallingHandlers(
     lmerTest::as_lmerModLmerTest(fit),
@@ -78,6 +81,8 @@ tryCatch({
   )
   co <- summary(lt)$coefficients
   df_sat <- unname(co[, "df"])
+  jac <- lapply(lt@Jac_list, function(J) unname(as.matrix(J)))
+  vcov_varpar <- unname(as.matrix(lt@vcov_varpar))
 }, error = function(e) { df_error <<- conditionMessage(e) })
 t2 <- proc.time()[["elapsed"]]
 vc <- VarCorr(fit)
@@ -91,10 +96,13 @@ out <- list(
   beta = I(unname(fixef(fit))),
   vcov = unname(as.matrix(vcov(fit))),
   sigma2 = sigma(fit)^2,
+  n_obs = nrow(df),
   loglik = as.numeric(logLik(fit)),
   theta = I(unname(getME(fit, "theta"))),
   varcorr = varcorr,
   df = if (is.null(df_sat)) NULL else I(df_sat),
+  jac_list = jac,
+  vcov_varpar = vcov_varpar,
   df_error = df_error,
   is_singular = isSingular(fit),
   optimizer = fit@optinfo$optimizer,
@@ -175,6 +183,20 @@ def _covariances(out: dict, d) -> tuple[np.ndarray, np.ndarray]:
     return cov_o, cov_i
 
 
+def _satterthwaite_data(out: dict, p: int, method: str) -> SatterthwaiteData | None:
+    """lmerTest's ``Jac_list`` (derivatives of Vcov(b) in (theta, sigma)) and ``vcov_varpar`` (2 H^-1
+    of the deviance), for contrasts and joint tests (:mod:`alliance.engines.ddf`, style ``"lmerTest"``);
+    None when lmerTest gave none or they are not finite."""
+    if not out.get("jac_list") or out.get("vcov_varpar") is None:
+        return None
+    jacobian = np.stack([np.asarray(j, dtype=float).reshape(p, p) for j in out["jac_list"]])
+    k = jacobian.shape[0]
+    varpar_cov = np.asarray(out["vcov_varpar"], dtype=float).reshape(k, k)
+    if not (np.all(np.isfinite(jacobian)) and np.all(np.isfinite(varpar_cov))):
+        return None
+    return SatterthwaiteData(jacobian, varpar_cov, "lmerTest", float(int(out["n_obs"]) - p), method)
+
+
 def fit_engine(spec: ModelSpec, data: pd.DataFrame, *, max_iter: int | None = None, **_: Any) -> FitResult:
     """Fit ``spec`` with lme4 in R; see the module docstring."""
     t0 = time.perf_counter()
@@ -198,6 +220,7 @@ def fit_engine(spec: ModelSpec, data: pd.DataFrame, *, max_iter: int | None = No
             df_method = f"Satterthwaite (lmerTest {v['lmerTest']})"
         else:
             df = None
+    ddf_data = _satterthwaite_data(out, d.p, df_method) if df is not None else None
     lme4_messages = [m for m in out["lme4_messages"] if m]
     # lme4 reports a singular fit as a message too; that is the boundary flag, not non-convergence
     conv_messages = [m for m in lme4_messages if "singular" not in m.lower()]
@@ -234,6 +257,7 @@ def fit_engine(spec: ModelSpec, data: pd.DataFrame, *, max_iter: int | None = No
         },
         engine_result=out,
     )
+    res.ddf = ddf_data
     res.timings = {
         "design": t1 - t0,
         "r_total": t2 - t1,

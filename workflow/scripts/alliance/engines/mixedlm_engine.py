@@ -33,6 +33,7 @@ from alliance.engines.common import (
     engine_columns,
     fitting_formula,
 )
+from alliance.engines.ddf import SatterthwaiteData
 from alliance.engines.spec import FitResult, FitWarning, ModelSpec
 
 ENGINE = "mixedlm"
@@ -80,6 +81,18 @@ def _covariances(result, d) -> tuple[np.ndarray, np.ndarray]:
     return cov_o, cov_i
 
 
+def _satterthwaite_data(res, p: int, method: str) -> SatterthwaiteData:
+    """The Jacobian of Vcov(b) in theta and theta's covariance that mixedlm's ``satterthwaite_df``
+    used (mixedlm 1.3.0 caches them per result: no second computation), for contrasts and joint
+    tests (:mod:`alliance.engines.ddf`, style ``"mixedlm"``)."""
+    from mixedlm.inference.ddf import _vcov_derivatives  # private, pinned by requirements/run.txt
+
+    gradients, theta_cov = _vcov_derivatives(res)
+    jacobian = np.asarray(gradients, dtype=float).reshape(len(gradients), p, p)
+    residual_df = float(res.matrices.n_obs - res.matrices.n_fixed)
+    return SatterthwaiteData(jacobian, np.asarray(theta_cov, dtype=float), "mixedlm", residual_df, method)
+
+
 def fit_engine(spec: ModelSpec, data: pd.DataFrame, *, max_iter: int | None = None, **_: Any) -> FitResult:
     """Fit ``spec`` with mixedlm; see the module docstring."""
     mixedlm, LmerControl, lmer, satterthwaite_df = _import()
@@ -112,17 +125,19 @@ def fit_engine(spec: ModelSpec, data: pd.DataFrame, *, max_iter: int | None = No
 
     df = None
     df_method = "Wald z (asymptotic)"
+    ddf_data = None
     try:
         with warnings.catch_warnings(record=True) as caught_df:
             warnings.simplefilter("always")
             df = np.asarray(satterthwaite_df(res).df, dtype=float)
+            ddf_data = _satterthwaite_data(res, d.p, f"Satterthwaite (mixedlm {mixedlm.__version__})")
         messages += [f"[satterthwaite] {w.category.__name__}: {w.message}" for w in caught_df]
         if not np.all(np.isfinite(df)):
             raise ValueError("non-finite Satterthwaite df")
-        df_method = f"Satterthwaite (mixedlm {mixedlm.__version__})"
+        df_method = ddf_data.method
     except Exception as exc:  # recorded; tests fall back to Wald z
         messages.append(f"[satterthwaite] {type(exc).__name__}: {exc}; Wald z used")
-        df = None
+        df, ddf_data = None, None
 
     t3 = time.perf_counter()
     message = str(res.message)
@@ -172,6 +187,7 @@ def fit_engine(spec: ModelSpec, data: pd.DataFrame, *, max_iter: int | None = No
         },
         engine_result=None,
     )
+    out.ddf = ddf_data
     out.timings = {"design": t1 - t0, "fit": t2 - t1, "satterthwaite": t3 - t2, "post": time.perf_counter() - t3}
     if not converged:
         warnings.warn(

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from alliance.engines.ddf import contrast_df, joint_test
+
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: names that would shadow patsy built-ins used in the formula or clash with output labels
 RESERVED_NAMES = frozenset({"C", "Treatment", "Intercept", "Residual", "I", "Q"})
@@ -47,6 +49,8 @@ OPTIMUM_DISAGREEMENT_TOL = 1e-3
 TIE_TOL = 1e-6
 Z_975 = float(scipy.stats.norm.ppf(0.975))  # 1.959963984540054
 DF_METHOD = "Wald z (asymptotic)"
+#: a joint test's method when the engine gives no Satterthwaite df (FitResult.wald_test)
+JOINT_DF_METHOD = "Wald chi-square (asymptotic)"
 SE_METHOD = (
     "sigma^2 (X' V*^-1 X)^-1 at the fitted variance parameters (as lme4 vcov); "
     "statsmodels' Hessian-based SEs kept as se_statsmodels"
@@ -330,6 +334,8 @@ class FitResult:
     flags : short names of raised flags, a subset of FLAG_NAMES in that order
     engine_result : the engine's own result object (statsmodels MixedLMResults, mixedlm
         LmerResult, or lme4's output as a dict)
+    ddf : :class:`alliance.engines.ddf.SatterthwaiteData` of the mixedlm and lme4 engines (for
+        :meth:`contrast` and :meth:`wald_test`), None for statsmodels or when the df failed
     """
 
     spec: ModelSpec
@@ -341,6 +347,9 @@ class FitResult:
     fit: dict
     flags: list[str]
     engine_result: Any = field(default=None, repr=False, compare=False)
+    #: what contrasts and joint tests need for Satterthwaite df (alliance.engines.ddf.SatterthwaiteData;
+    #: None: the engine gives none, tests are Wald z / chi-square); never written to tables
+    ddf: Any = field(default=None, repr=False, compare=False)
     #: wall seconds of the fitting phases (external engines; for bench/, never written to tables)
     timings: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -351,41 +360,75 @@ class FitResult:
             raise KeyError(f"no fixed effect {term!r}; have {list(self.fixed['term'])}")
         return float(hit.iloc[0])
 
-    def contrast(self, weights: dict[str, float]) -> dict[str, float]:
-        """Wald z for a linear combination of fixed effects, e.g. ``{"wai_pm_c": 1, "wai_cwc": -1}``
-        (the contextual effect).  Returns estimate, se, statistic, p, ci_low, ci_high."""
+    def _weight_vector(self, weights: dict[str, float]) -> np.ndarray:
         terms = list(self.fixed["term"])
         w = np.zeros(len(terms))
         for t, v in weights.items():
             if t not in terms:
                 raise KeyError(f"no fixed effect {t!r}")
             w[terms.index(t)] = float(v)
+        return w
+
+    def contrast(self, weights: dict[str, float]) -> dict[str, Any]:
+        """Test of a linear combination of fixed effects, e.g. ``{"wai_pm_c": 1, "wai_cwc": -1}``
+        (the contextual effect): t with Satterthwaite df when the engine exposes them
+        (``self.ddf``, :mod:`alliance.engines.ddf`; as lmerTest's ``contest1D``), else Wald z
+        (df NaN).  Returns estimate, se, statistic, df, p, ci_low, ci_high, df_method."""
+        w = self._weight_vector(weights)
         b = self.fixed["estimate"].to_numpy(dtype=float)
+        v = self.vcov.to_numpy(dtype=float)
         est = float(w @ b)
-        se = float(np.sqrt(w @ self.vcov.to_numpy(dtype=float) @ w))
-        z = est / se if se > 0 else math.nan
+        se = float(np.sqrt(w @ v @ w))
+        stat = est / se if se > 0 else math.nan
+        if self.ddf is not None:
+            df = contrast_df(self.ddf, v, w)
+            p = float(2 * scipy.stats.t.sf(abs(stat), df))
+            half = float(scipy.stats.t.ppf(0.975, df)) * se
+            method = f"t, {self.ddf.method}"
+        else:
+            df, p, half, method = math.nan, float(2 * scipy.stats.norm.sf(abs(stat))), Z_975 * se, DF_METHOD
         return {
             "estimate": est,
             "se": se,
-            "statistic": z,
-            "p": float(2 * scipy.stats.norm.sf(abs(z))),
-            "ci_low": est - Z_975 * se,
-            "ci_high": est + Z_975 * se,
+            "statistic": stat,
+            "df": df,
+            "p": p,
+            "ci_low": est - half,
+            "ci_high": est + half,
+            "df_method": method,
         }
 
-    def wald_test(self, terms: Sequence[str]) -> dict[str, float]:
-        """Joint Wald chi-square test that the listed fixed effects are all 0 (e.g. an
-        interaction block).  Returns statistic, df, p."""
+    def wald_test(self, terms: Sequence[str]) -> dict[str, Any]:
+        """Joint test that the listed fixed effects are all 0 (e.g. an interaction block): F with
+        Satterthwaite denominator df when the engine exposes them (as lmerTest's ``contestMD``),
+        else Wald chi-square.  Returns statistic (F or chi-square), df (numerator), df_denominator
+        (NaN for chi-square), p, df_method."""
         names = list(self.fixed["term"])
-        idx = []
         for t in terms:
             if t not in names:
                 raise KeyError(f"no fixed effect {t!r}")
-            idx.append(names.index(t))
-        b = self.fixed["estimate"].to_numpy(dtype=float)[idx]
-        v = self.vcov.to_numpy(dtype=float)[np.ix_(idx, idx)]
-        stat = float(b @ np.linalg.solve(v, b))
-        return {"statistic": stat, "df": len(idx), "p": float(scipy.stats.chi2.sf(stat, len(idx)))}
+        rows = np.stack([self._weight_vector({t: 1.0}) for t in terms])
+        b = self.fixed["estimate"].to_numpy(dtype=float)
+        v = self.vcov.to_numpy(dtype=float)
+        if self.ddf is not None:
+            f = joint_test(self.ddf, b, v, rows)
+            p = float(scipy.stats.f.sf(f["statistic"], f["df"], f["df_denominator"]))
+            return {
+                "statistic": f["statistic"],
+                "df": f["df"],
+                "df_denominator": f["df_denominator"],
+                "p": p,
+                "df_method": f"F, {self.ddf.method}",
+            }
+        sub_b, sub_v = rows @ b, rows @ v @ rows.T
+        stat = float(sub_b @ np.linalg.solve(sub_v, sub_b))
+        return {
+            "statistic": stat,
+            "df": len(terms),
+            "df_denominator": math.nan,
+            "p": float(scipy.stats.chi2.sf(stat, len(terms))),
+            "df_method": JOINT_DF_METHOD,
+        }
 
     def to_dict(self, include_random_effects: bool = False) -> dict:
         """JSON-serialisable dict; floats rounded to 10 significant digits, NaN -> None."""

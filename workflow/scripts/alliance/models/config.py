@@ -13,6 +13,7 @@ from typing import Any
 from alliance.models.design import check_model_columns, has_therapists, without_therapists_setting
 from alliance.models.moderation import moderated_fixed
 from alliance.models.person_means import values_of_parts
+from alliance.schema import schema_default
 
 __all__ = [
     "ModelConfigError",
@@ -288,4 +289,6 @@ def model_context(config: dict[str, Any]) -> dict[str, Any]:
         # a design without therapists (no dataset.columns.therapist): alliance.models.design.without_therapists
         "therapists": has_therapists(dataset),
         "without_therapists": without_therapists_setting({}, analysis),
+        # refit a singular model with a simpler structure, or keep it (alliance.models.singular)
+        "singular_fits": analysis.get("singular_fits") or schema_default("analysis", "singular_fits"),
     }

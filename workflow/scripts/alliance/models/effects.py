@@ -408,6 +408,30 @@ def icc(variance_components: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group", "variance", "icc", "icc_cumulative", "total_variance"])
 
 
+#: the ICC definitions, labelled in every table that prints an ICC (effects.csv's ``method``,
+#: variance_ci.csv's ``definition``; docs/methods.md section 6.6)
+ICC_DEFINITIONS = {
+    "icc": "intercept variance / (intercept variances + residual), at the slope variables' zero",
+    "icc_cumulative": "this level and the levels above it over the same total: two rows of one unit",
+    "icc_adjusted": (
+        "adjusted ICC of Nakagawa, Johnson & Schielzeth (2017), as R's performance::icc: random variance "
+        "(slopes averaged over the observed values, Johnson 2014) / (random variance + residual)"
+    ),
+}
+
+
+def icc_adjusted(r2: pd.Series | dict) -> float:
+    """Nakagawa, Johnson & Schielzeth's (2017) adjusted ICC from a row of :func:`r2_nakagawa`:
+    var_random / (var_random + var_residual), the random variance with each slope's part averaged
+    over the fitted rows (as R's ``performance::icc``; tests/models/test_icc_definitions.py).
+
+    >>> icc_adjusted({"var_random": 3.0, "var_residual": 1.0})
+    0.75
+    """
+    denominator = float(r2["var_random"]) + float(r2["var_residual"])
+    return float(r2["var_random"]) / denominator if denominator > 0 else math.nan
+
+
 def mean_reliability(variance_components: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
     """Reliability of the patient and therapist means of the outcome (methods.md section 4).
 

@@ -5,13 +5,21 @@ predictor, one caseload can move a between-therapist slope a long way.  :func:`t
 refits the model once without each therapist's patients (all their sessions, or their rows of the
 patients table) and reports, for every ``roles`` term,
 
-* ``estimate_without`` and ``se_without``: the estimate and SE of the fit without the therapist;
+* ``estimate_all``, ``se_all``, ``df_all``, ``ci_low_all``, ``ci_high_all``: the fit with every
+  therapist, the one the fixed-effects table reports (after the singular-fit policy, with its df);
+* ``estimate_without``, ``se_without`` and ``df_without``: the fit without the therapist;
 * ``change`` = estimate (all therapists) - estimate_without (DFBETA);
 * ``dfbetas`` = change / se_without, the standardised change of Belsley, Kuh & Welsch (1980)
   for a group of observations, as in R's influence.ME (Nieuwenhuis, te Grotenhuis & Pelzer
   2012, ``dfbetas.estex``);
 * ``influential``: ``yes`` when |dfbetas| > 2 / sqrt(number of therapists), their size-adjusted
   cut-off.
+
+Every refit uses the random-effects structure that the singular-fit policy (``analysis.singular_fits``,
+alliance.models.singular) chose on the full data, and its df rule (alliance.models.refit): when the
+therapist variance is 0 and the policy dropped the therapist level, each fit without a therapist is
+the same linear model, a therapist-level predictor on n_therapists - 1 - k - 1 df; the rows say
+``simplified`` in their flags as the primary fit's do.
 
 Deterministic: the refits use the engine of the run with its fixed start values, on the same
 rows in the same order.  Person means and therapist means are not recomputed without the
@@ -26,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from alliance.models.refit import focal_estimates, refit
+from alliance.models.refit import focal_estimates, primary_fit, refit
 
 __all__ = ["INFLUENCE_COLUMNS", "therapist_influence", "dfbetas_cutoff"]
 
@@ -37,8 +45,12 @@ INFLUENCE_COLUMNS = [
     "role",
     "estimate_all",
     "se_all",
+    "df_all",
+    "ci_low_all",
+    "ci_high_all",
     "estimate_without",
     "se_without",
+    "df_without",
     "change",
     "dfbetas",
     "cutoff",
@@ -63,8 +75,12 @@ def therapist_influence(
     analysis: pd.DataFrame | None,
     patients: pd.DataFrame | None,
     engine: str | None = None,
+    singular_fits: str | None = None,
 ) -> pd.DataFrame:
     """One row per therapist and focal term: the estimate without that therapist and its DFBETAS.
+
+    ``singular_fits`` is the run's ``analysis.singular_fits`` (None: the schema's default); the full fit
+    and every refit use the structure it chose on the full data (module docstring).
 
     ``analysis`` / ``patients`` are the tables :func:`alliance.models.data.load_model_tables` reads
     for the model (the one the model does not use is None); both must have a ``therapist`` column.
@@ -88,7 +104,7 @@ def therapist_influence(
     base = patients if model.get("data") == "patients" else analysis
     if base is None or "therapist" not in base:
         raise ValueError(f"model {model['name']!r}: leave-one-therapist-out needs a therapist column")
-    full, counts = refit(model, analysis, patients, engine)
+    full, counts, structure = primary_fit(model, analysis, patients, engine, singular_fits)
     main = focal_estimates(model, full.fixed, full.flags, counts).set_index("term")
     therapists = sorted(base["therapist"].dropna().astype(str).unique())
     cutoff = dfbetas_cutoff(len(therapists))
@@ -98,7 +114,7 @@ def therapist_influence(
         dropped = base.loc[~keep, "patient"].nunique()
         sub_a = analysis[keep] if analysis is not None and base is analysis else analysis
         sub_p = patients[keep] if patients is not None and base is patients else patients
-        result, sub_counts = refit(model, sub_a, sub_p, engine)
+        result, sub_counts = refit(model, sub_a, sub_p, engine, structure)
         for _, r in focal_estimates(model, result.fixed, result.flags, sub_counts).iterrows():
             m = main.loc[r["term"]]
             change = float(m["estimate"]) - float(r["estimate"])
@@ -111,8 +127,12 @@ def therapist_influence(
                     "role": r["role"],
                     "estimate_all": float(m["estimate"]),
                     "se_all": float(m["se"]),
+                    "df_all": float(m["df"]),
+                    "ci_low_all": float(m["ci_low"]),  # the full fit's 95% CI (its df method)
+                    "ci_high_all": float(m["ci_high"]),
                     "estimate_without": float(r["estimate"]),
                     "se_without": float(r["se"]),
+                    "df_without": float(r["df"]),
                     "change": change,
                     "dfbetas": dfb,
                     "cutoff": cutoff,

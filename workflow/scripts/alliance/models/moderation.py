@@ -7,10 +7,11 @@ Moderators are treatment-coded with the reference level named in the model's ``c
 
 From the fitted model:
 
-* :func:`wald_blocks` -- an omnibus Wald chi-square test per interaction block (all the
-  ``term:moderator`` coefficients of one moderator, and of one term and one moderator);
+* :func:`wald_blocks` -- an omnibus test per interaction block (all the ``term:moderator``
+  coefficients of one moderator, and of one term and one moderator): F with Satterthwaite
+  denominator df where the engine gives them, else Wald chi-square (``FitResult.wald_test``);
 * :func:`simple_slopes` -- the slope of each moderated term in each level of each moderator, a
-  linear combination of fixed effects (``FitResult.contrast``).  With two moderators the slope in
+  linear combination of fixed effects (``FitResult.contrast``: t with Satterthwaite df, else z).  With two moderators the slope in
   level L of one is averaged over the other's levels, weighted by their share of the fitted rows
   within level L (the average slope of the patients in level L; with no interaction the weights
   do not matter).
@@ -96,10 +97,12 @@ def _split_name(name: str) -> list[str]:
 
 
 def wald_blocks(result: FitResult, moderation: dict[str, Any], categorical: dict[str, str]) -> pd.DataFrame:
-    """Omnibus Wald chi-square tests of the interaction blocks of a moderated model.
+    """Omnibus tests of the interaction blocks of a moderated model (F with Satterthwaite df, or
+    Wald chi-square: ``df_method`` says which).
 
     One row per moderator (all its interactions with the moderated terms) and, with several
-    moderated terms, one per term x moderator.  Columns: block, moderator, term, coefficients, statistic, df, p.
+    moderated terms, one per term x moderator.  Columns: block, moderator, term, coefficients,
+    statistic, df, df_denominator, p, df_method.
     """
     names = list(result.fixed["term"])
     rows = []
@@ -116,7 +119,8 @@ def wald_blocks(result: FitResult, moderation: dict[str, Any], categorical: dict
                 continue
             test = result.wald_test(coefs)
             rows.append({"block": block, "moderator": m, "term": term, "coefficients": "; ".join(coefs), **test})
-    return pd.DataFrame(rows, columns=["block", "moderator", "term", "coefficients", "statistic", "df", "p"])
+    columns = ["block", "moderator", "term", "coefficients", "statistic", "df", "df_denominator", "p", "df_method"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def simple_slopes(
@@ -126,7 +130,8 @@ def simple_slopes(
     categorical: dict[str, str],
     levels: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """Slope of each moderated term in each level of each moderator, with its Wald CI.
+    """Slope of each moderated term in each level of each moderator, with its CI (t with
+    Satterthwaite df, or Wald z: ``FitResult.contrast``).
 
     ``used`` are the fitted rows (with the moderator columns, ``patient`` and ``therapist``);
     ``levels`` orders the levels (default: sorted levels present in ``used``).

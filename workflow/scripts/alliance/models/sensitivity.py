@@ -19,6 +19,19 @@ each specification that applies to it and returns the focal estimates side by si
   patient-level alliance score (session 3, mean of sessions 1-4, mean of all sessions) over
   patients before the model derives its terms.
 
+An end-of-treatment model's labels say which specification is biased and when
+(:data:`END_OF_TREATMENT_BIAS`), so that none is read alone: in the recovery study with the demo's
+design (tests/models/test_sensitivity_recovery.py: 36 % dropout on the last session's alliance and
+symptoms, truth = the same model had every patient been followed to session 16) the as-specified
+fit, with each dropout's last observed score, overstated the session-3 alliance coefficient about
+five-fold, while completers and the sessions-attended adjustment stayed within a third of an SE.
+
+Every specification is fitted with the random-effects structure that the singular-fit policy
+(``analysis.singular_fits``, alliance.models.singular) chose for the model on the full data, and with
+its df rule (alliance.models.refit): the ``as_specified`` row is the fixed-effects table's estimate,
+and a therapist-level predictor of a model whose therapist level the policy dropped is tested on
+between-therapist df in every row (flag ``simplified``), so that the rows differ only by their data.
+
 Every row carries the r-equivalent of its coefficient (alliance.models.effects.r_from_t with the
 df of its role) and its change from ``as_specified``, so that a reader sees at once whether r
 moved by more than a few hundredths.
@@ -35,12 +48,14 @@ import pandas as pd
 
 from alliance.intake.derive import decompose_within_between
 from alliance.models import effects as fx
-from alliance.models.refit import FOCAL_COLUMNS, focal_estimates, refit
+from alliance.models.refit import FOCAL_COLUMNS, focal_estimates, primary_fit, refit
 
 __all__ = [
     "SENSITIVITY_COLUMNS",
     "SPECIFICATIONS",
+    "END_OF_TREATMENT_BIAS",
     "PATIENT_ALLIANCE_SCORES",
+    "specification_label",
     "winsorise",
     "winsorise_sessions",
     "sensitivity_table",
@@ -54,6 +69,21 @@ SPECIFICATIONS = {
     "sessions_attended": "Adjusted for the number of sessions attended (grand-mean centred)",
     "winsorised": "Low-alliance outliers winsorised at the mean - {sd:g} SD (Goldberg et al. 2023)",
 }
+#: what an end-of-treatment (patient-level) model's label adds: which specification is biased, and
+#: when, for the association of the alliance with the outcome had every patient been followed to the
+#: end (measured on the demo's design, 36 % dropout on the alliance: tests/models/test_sensitivity_recovery.py)
+END_OF_TREATMENT_BIAS = {
+    "as_specified": (
+        "known bias: when dropout depends on the alliance, a dropout's last observed score is an early one, "
+        "so the association with the alliance is overstated"
+    ),
+    "completers": (
+        "unbiased only when dropout depends on nothing beyond the model's covariates that predicts the outcome"
+    ),
+    "sessions_attended": "attendance is itself a consequence of the alliance: adjusting removes part of its association",
+}
+#: the as-specified label of a session-level model (every rated session; no end-of-treatment score)
+SESSION_LEVEL_AS_SPECIFIED = "As specified (every rated session of every patient)"
 #: the patient-level alliance scores the winsorised specification clips (patients table)
 PATIENT_ALLIANCE_SCORES = ("alliance_s3", "alliance_s1_4", "alliance_patient_mean")
 #: the session-level alliance score the winsorised specification clips (analysis table)
@@ -151,14 +181,33 @@ def _with_r(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(rs, columns=["r", "r_ci_low", "r_ci_high"])], axis=1)
 
 
+def specification_label(model: dict[str, Any], spec: str, winsor_sd: float) -> str:
+    """The label of ``spec`` in ``model``'s table: what it is and, for an end-of-treatment model, when it is
+    biased (:data:`END_OF_TREATMENT_BIAS`).
+
+    >>> specification_label({"data": "patients"}, "completers", 2.0)  # doctest: +ELLIPSIS
+    "Completers only (patients without the intake's dropout flag); unbiased only when dropout depends on ..."
+    >>> specification_label({}, "as_specified", 2.0)
+    'As specified (every rated session of every patient)'
+    """
+    if model.get("data") != "patients":
+        return SESSION_LEVEL_AS_SPECIFIED if spec == "as_specified" else SPECIFICATIONS[spec].format(sd=winsor_sd)
+    label = SPECIFICATIONS[spec].format(sd=winsor_sd)
+    return f"{label}; {END_OF_TREATMENT_BIAS[spec]}" if spec in END_OF_TREATMENT_BIAS else label
+
+
 def sensitivity_table(
     model: dict[str, Any],
     analysis: pd.DataFrame | None,
     patients: pd.DataFrame | None,
     winsor_sd: float,
     engine: str | None = None,
+    singular_fits: str | None = None,
 ) -> pd.DataFrame:
     """The focal estimates of ``model`` under every specification that applies (module docstring).
+
+    ``singular_fits`` is the run's ``analysis.singular_fits`` (None: the schema's default): the
+    ``as_specified`` fit is the policy's, and every other specification is refitted with its structure.
 
     Examples
     --------
@@ -178,10 +227,14 @@ def sensitivity_table(
     True
     """
     parts = []
+    structure = None
     for spec, variant, sub_a, sub_p, n_changed in _variants(model, analysis, patients, float(winsor_sd)):
-        result, counts = refit(variant, sub_a, sub_p, engine)
+        if structure is None:  # as_specified, the first: the primary fit, which chooses the structure
+            result, counts, structure = primary_fit(variant, sub_a, sub_p, engine, singular_fits)
+        else:
+            result, counts = refit(variant, sub_a, sub_p, engine, structure)
         rows = _with_r(focal_estimates(model, result.fixed, result.flags, counts))
-        rows.insert(0, "label", SPECIFICATIONS[spec].format(sd=float(winsor_sd)))
+        rows.insert(0, "label", specification_label(model, spec, float(winsor_sd)))
         rows.insert(0, "specification", spec)
         rows.insert(0, "model", model["name"])
         rows["n_values_winsorised"] = n_changed if n_changed is not None else pd.NA

@@ -34,6 +34,7 @@ from alliance.engines.identifiability import NotIdentifiable
 from alliance.models.config import ModelConfigError, strata, stratum_model
 from alliance.models.data import describe_filter, model_frame, sample_counts
 from alliance.models.design import DESIGN_NOTE, without_therapists
+from alliance.models.singular import apply_policy, policy_of
 from alliance.models.specs import complete_cases, model_columns, spec_from_config
 from alliance.models.tables import ModelRun, run_tables
 
@@ -60,9 +61,12 @@ def _run(
     extra_filter: dict[str, str] | None = None,
     minimum: dict[str, int] | None = None,
     cross_check: str | None = None,
+    singular_fits: str | None = None,
 ) -> ModelRun:
     """Fit ``model`` on its complete cases.  With ``minimum`` (a stratum) a sample below the minimum
-    is not fitted and a failing fit is recorded, not raised: both come back without a result."""
+    is not fitted and a failing fit is recorded, not raised: both come back without a result.
+    A singular fit is refitted as ``singular_fits`` says (alliance.models.singular; None: the schema's
+    default policy)."""
     spec = spec_from_config(model)
     frame, record = model_frame(model, analysis, patients, extra_filter)
     used = complete_cases(spec, frame)
@@ -81,8 +85,13 @@ def _run(
                 f"minimum {minimum.get('min_patients', 0)} patients and {minimum.get('min_therapists', 0)} therapists"
             )
             return ModelRun(model, spec, None, used, record, flags, record["not_fitted"])
+    kwargs = _fit_kwargs(model, engine, cross_check)
     try:
-        result = fit(spec, frame, **_fit_kwargs(model, engine, cross_check))
+        result = fit(spec, frame, **kwargs)
+        singular = apply_policy(
+            policy_of({"singular_fits": singular_fits}), spec, frame, result, lambda s: fit(s, frame, **kwargs)
+        )
+        result = singular.used
     except NotIdentifiable as error:  # refused before any engine ran: a row of the suite, not a crash
         record["not_fitted"] = str(error)
         return ModelRun(model, spec, None, used, record, ["not_identified"], record["not_fitted"])
@@ -95,7 +104,7 @@ def _run(
     used = frame.loc[result.fitted["row"].to_numpy()]
     record.update(sample_counts(used))
     flags = list(result.flags)
-    return ModelRun(model, spec, result, used, record, flags)
+    return ModelRun(model, spec, result, used, record, flags, singular=singular)
 
 
 def _for_design(model: dict[str, Any], context: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
@@ -142,8 +151,9 @@ def fit_model(
 
     Keys: ``fixed``, ``variance``, ``random_effects`` (group, level, term, value, sd),
     ``residuals`` (patient, therapist, session, fitted, residual), ``contrasts`` (contrasts, Wald
-    tests, simple slopes), ``effects`` (effect sizes), ``fit_statistics`` (one row) and ``fit``
-    (the fit.json dict).  Flags are on every row.  ``engine`` and ``cross_check`` (a second
+    tests, simple slopes), ``effects`` (effect sizes), ``fit_statistics`` (one row), ``singular_fit``
+    (a singular fit as specified and its simplified refits, alliance.models.singular; no rows otherwise)
+    and ``fit`` (the fit.json dict).  A singular fit is refitted as ``context["singular_fits"]`` says.  Flags are on every row.  ``engine`` and ``cross_check`` (a second
     engine that refits the model) are passed to the engine only when given.
 
     A model is reported, not fitted, with NaN estimates and the reason when the data cannot identify it
@@ -159,7 +169,14 @@ def fit_model(
     designed, why = _for_design(model, context)
     if designed is None:
         return run_tables(_skipped(_with_levels(model, context), why), context, full=True)
-    run = _run(_with_levels(designed, context), analysis, patients, engine, cross_check=cross_check)
+    run = _run(
+        _with_levels(designed, context),
+        analysis,
+        patients,
+        engine,
+        cross_check=cross_check,
+        singular_fits=context.get("singular_fits"),
+    )
     return run_tables(run, context, full=True)
 
 
@@ -193,11 +210,20 @@ def fit_stratum(
     if base is None:
         run = _skipped(_with_levels(stratum_model(model), context), why)
     else:
-        run = _run(_with_levels(base, context), analysis, patients, engine, stratum_filter, minimum, cross_check)
+        run = _run(
+            _with_levels(base, context),
+            analysis,
+            patients,
+            engine,
+            stratum_filter,
+            minimum,
+            cross_check,
+            singular_fits=context.get("singular_fits"),
+        )
     run.record["stratum"] = stratum
     run.record["stratum_labels"] = all_strata[stratum]
     tables = run_tables(run, context, full=False)
-    for key in ("fixed", "variance", "contrasts", "effects"):
+    for key in ("fixed", "variance", "contrasts", "effects", "singular_fit"):
         tables[key].insert(1, "stratum", stratum)
     tables["fit_statistics"]["stratum"] = stratum
     return tables

@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alliance.engines.checks import group_covariances
 from alliance.engines.spec import FLAG_NAMES, FitResult, ModelSpec, to_lme4_formula
 from alliance.models import effects as fx
 from alliance.models.config import ModelConfigError
 from alliance.models.moderation import expand_term, simple_slopes, wald_blocks
+from alliance.models.singular import SingularFit, singular_fit_table, singular_record
 from alliance.models.specs import model_columns, spec_dict
 
 __all__ = ["EXTRA_FLAGS", "CONTRAST_COLUMNS", "EFFECT_COLUMNS", "ModelRun", "run_tables"]
@@ -42,6 +44,7 @@ class ModelRun:
     record: dict[str, Any]  # the sample: data level, filter, counts (fit.json's "sample")
     flags: list[str]
     error: str = ""  # why it was not fitted
+    singular: SingularFit | None = None  # the singular-fit policy's fits (alliance.models.singular)
 
 
 def _flag_text(flags: list[str]) -> str:
@@ -90,6 +93,11 @@ def _fixed_table(run: ModelRun, context: dict[str, Any]) -> pd.DataFrame:
     fixed["n_patients"] = rec["n_patients"]
     fixed["n_therapists"] = rec["n_therapists"]
     fixed["outcome_scale"] = _scale_of(run.spec.outcome, context)
+    # which fit the row's inference comes from, and the df method of its test (alliance.models.singular)
+    info = res.fit if res is not None else {}
+    fixed["fit"] = ("simplified" if info.get("simplified") else "as specified") if res is not None else ""
+    methods = info.get("term_df_method") or {}
+    fixed["df_method"] = [methods.get(t, info.get("df_method", "")) for t in fixed["term"]]
     fixed["flags"] = _flag_text(run.flags)
     return fixed
 
@@ -161,15 +169,21 @@ CONTRAST_COLUMNS = [
     "se",
     "statistic",
     "df",
+    "df_denominator",
     "p",
     "ci_low",
     "ci_high",
+    "df_method",
     "detail",
     "n_obs",
     "n_patients",
     "n_therapists",
     "flags",
 ]
+
+
+#: the columns of a simple slope (alliance.models.moderation.simple_slopes) that the contrasts table keeps
+SLOPE_COLUMNS = ("estimate", "se", "statistic", "df", "p", "ci_low", "ci_high", "df_method")
 
 
 def _contrasts_table(run: ModelRun) -> pd.DataFrame:
@@ -213,9 +227,7 @@ def _contrasts_table(run: ModelRun) -> pd.DataFrame:
                         "label": f"Omnibus Wald test, {r['block']}",
                         "moderator": r["moderator"],
                         "term": r["term"],
-                        "statistic": r["statistic"],
-                        "df": r["df"],
-                        "p": r["p"],
+                        **{k: r[k] for k in ("statistic", "df", "df_denominator", "p", "df_method")},
                         "detail": r["coefficients"],
                     }
                 )
@@ -229,7 +241,7 @@ def _contrasts_table(run: ModelRun) -> pd.DataFrame:
                         "moderator": r["moderator"],
                         "level": r["level"],
                         "term": r["term"],
-                        **{k: r[k] for k in ("estimate", "se", "statistic", "p", "ci_low", "ci_high")},
+                        **{k: r[k] for k in SLOPE_COLUMNS},
                         "detail": r["weights"],
                         "n_obs": r["n_obs"],
                         "n_patients": r["n_patients"],
@@ -357,7 +369,7 @@ def _model_effects(run: ModelRun) -> list[dict[str, Any]]:
                 "statistic": "icc",
                 "group": r["group"],
                 "value": r["icc"],
-                "method": "intercept variance / (intercept variances + residual)",
+                "method": fx.ICC_DEFINITIONS["icc"],
             }
         )
         if r["icc_cumulative"] != r["icc"]:
@@ -366,9 +378,18 @@ def _model_effects(run: ModelRun) -> list[dict[str, Any]]:
                     "statistic": "icc_cumulative",
                     "group": r["group"],
                     "value": r["icc_cumulative"],
-                    "method": "this level and the levels above it: correlation of two rows of one unit",
+                    "method": fx.ICC_DEFINITIONS["icc_cumulative"],
                 }
             )
+    if any(len(terms) > 1 for terms, _ in group_covariances(vc).values()):  # random slopes: the definitions differ
+        rows.append(
+            {
+                "statistic": "icc_adjusted",
+                "group": "all groups",
+                "value": fx.icc_adjusted(r2),
+                "method": fx.ICC_DEFINITIONS["icc_adjusted"],
+            }
+        )
     for r in fx.mean_reliability(vc, used).to_dict(orient="records"):
         rows.append(
             {
@@ -424,6 +445,7 @@ def _fit_statistics(run: ModelRun, label: str) -> pd.DataFrame:
         **{f: f in run.flags for f in FLAG_NAMES + EXTRA_FLAGS},
         "simplification": info.get("simplification", ""),
         "df_method": info.get("df_method", ""),
+        "as_specified_flags": _flag_text(run.singular.as_specified.flags) if run.singular else "",
         "flags": _flag_text(run.flags),
     }
     return pd.DataFrame([row])
@@ -461,6 +483,10 @@ def _fit_json(run: ModelRun, label: str, context: dict[str, Any], tables: dict[s
         summary["known_bias"] = run.model["known_bias"]
     if run.model.get("_design_note"):  # fitted without its therapist level (alliance.models.design)
         summary["design_note"] = run.model["_design_note"]
+    if run.singular is not None:  # both fits of a singular model (alliance.models.singular)
+        summary["singular_fit"] = singular_record(run.singular)
+        # the model as specified, as for an engine's own simplification (the fitted one: formula_lme4_fitted)
+        summary["spec"] = spec_dict(run.spec)
     return summary
 
 
@@ -474,6 +500,7 @@ def run_tables(run: ModelRun, context: dict[str, Any], full: bool) -> dict[str, 
         "contrasts": _contrasts_table(run),
         "effects": _effects_table(run),
         "fit_statistics": _fit_statistics(run, label),
+        "singular_fit": singular_fit_table(run.spec.name, run.singular),
     }
     if full:
         tables["random_effects"] = _random_effects_table(run)

@@ -82,12 +82,7 @@ ICC_DEFINITIONS = {
     "variance": "variance of the random effect (residual: of the errors)",
     "sd": "standard deviation: square root of the variance",
     "correlation": "correlation of the two random effects",
-    "icc": "intercept variance / (intercept variances + residual), at the slope variables' zero",
-    "icc_cumulative": "this level and the levels above it over the same total: two rows of one unit",
-    "icc_adjusted": (
-        "adjusted ICC of Nakagawa, Johnson & Schielzeth (2017), as R's performance::icc: random variance "
-        "(slopes averaged over the observed values, Johnson 2014) / (random variance + residual)"
-    ),
+    **fx.ICC_DEFINITIONS,
 }
 #: the percentile interval's level
 LEVEL = 0.95
@@ -163,8 +158,7 @@ def variance_quantities(variance_components: pd.DataFrame, data: pd.DataFrame) -
         if ":" in r.group:
             out[(r.group, "Intercept", "icc_cumulative")] = float(r.icc_cumulative)
     r2 = fx.r2_nakagawa(np.zeros(len(data)), variance_components, data).iloc[0]
-    denominator = float(r2["var_random"]) + float(r2["var_residual"])
-    out[("all groups", "", "icc_adjusted")] = float(r2["var_random"]) / denominator if denominator > 0 else math.nan
+    out[("all groups", "", "icc_adjusted")] = fx.icc_adjusted(r2)
     return out
 
 
@@ -238,7 +232,8 @@ def variance_ci_table(
                 "ci_high": float(high),
                 "boot_mean": float(values.mean()) if len(values) else math.nan,
                 "boot_se": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-                "method": f"parametric bootstrap, percentile {LEVEL:.0%} interval",
+                # the fit as specified, also when the singular-fit policy simplified it (docs/methods.md 7.6)
+                "method": f"parametric bootstrap of the fit as specified, percentile {LEVEL:.0%} interval",
                 "replicates": len(draws),
                 "replicates_failed": failed,
                 "seed": int(seed),

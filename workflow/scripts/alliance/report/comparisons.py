@@ -134,7 +134,8 @@ def within_patient_rows(fits: list[dict[str, Any]], names: list[str]) -> list[di
 def heterogeneity_tests(fits: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The omnibus Wald tests of moderation by each moderator (therapy type, condition) that the
     model stage wrote (fit.json ``contrasts`` of kind 'wald' with a moderator), with the model
-    they come from and the data-source of their numbers."""
+    they come from, the test (``F`` with Satterthwaite denominator df or ``χ²``) and the
+    data-source of their numbers."""
     rows = []
     for fit in fits:
         name = (fit.get("config") or {}).get("name") or (fit.get("spec") or {}).get("name")
@@ -149,6 +150,10 @@ def heterogeneity_tests(fits: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "term": c.get("term"),
                     "statistic": c.get("statistic"),
                     "df": c.get("df"),
+                    "df_denominator": c.get("df_denominator"),
+                    # F with Satterthwaite denominator df, or Wald chi-square (the table's df_method)
+                    "test": "F" if c.get("df_denominator") is not None else "χ²",
+                    "df_method": c.get("df_method"),
                     "p": c.get("p"),
                     "source": f"contrast¦{name}¦{c['name']}¦",
                 }

@@ -250,6 +250,13 @@ def model_context(
         "flags": fit.get("flags") or [],
         "known_bias": fit.get("known_bias") or config_m.get("known_bias"),
         "design_note": fit.get("design_note", ""),  # fitted without its therapist level (alliance.models.design)
+        # a singular fit: both fits and the df of terms measured at a dropped level (alliance.models.singular)
+        "singular": fit.get("singular_fit") or {},
+        "level_df": {
+            str(r["term"]): str(r["df_method"])
+            for r in fixed_rows
+            if str(r.get("df_method") or "").startswith("between ")
+        },
         "lme4_formula": fit.get("lme4_formula", ""),
         "lme4_fitted": info.get("formula_lme4_fitted") or fit.get("lme4_formula", ""),
         "statsmodels_call": info.get("statsmodels_call"),
@@ -276,6 +283,8 @@ def model_context(
         "variance": records(variance),
         "shares": model_statistic(fit, "icc"),
         "shares_source": "model stage (effects: icc)",
+        # random slopes: the adjusted ICC, as R's performance::icc (effects: icc_adjusted)
+        "icc_adjusted": model_statistic(fit, "icc_adjusted").get("all groups"),
         "contextual": contextual,
         "contextual_source": f"contrast¦{name}¦{contextual['name']}" if contextual else "",
         "contextual_not_configured": contextual is None and set(CONTEXTUAL_WEIGHTS) <= set(terms),

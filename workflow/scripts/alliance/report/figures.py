@@ -13,12 +13,14 @@ fits (therapist effects, missing data, exclusion flow, residual diagnostics) are
 Sign convention: symptoms are scored higher = worse and alliance higher = better,
 so a beneficial alliance gives a *negative* correlation with symptoms.  The forest
 plot shows ``r_improvement = -r`` ("r between alliance and symptom improvement"),
-the metric of the published benchmark it is drawn against (config ``report.benchmark``,
-by default Flückiger et al. 2018).
+the metric of the published benchmark (config ``report.benchmark``, by default Flückiger et
+al. 2018), whose band it draws only behind estimates of the benchmark's design (the
+patient-level models: like with like, as ``alliance.report.comparisons``).
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -313,6 +315,11 @@ def within_between(
 
 # --------------------------------------------------------------------------- forest plot
 
+#: the forest panel of the patient-level models (one row per model): the benchmark's design
+PATIENT_LEVEL_PANEL = "patient_level_models"
+#: the role of a predictor measured once per patient (config models[].roles), as in alliance.report.comparisons
+PATIENT_LEVEL_ROLE = "patient_level"
+
 
 def forest_rows(effects: pd.DataFrame) -> pd.DataFrame:
     """The rows of the forest plot, in display order, with the sign flipped.
@@ -331,46 +338,136 @@ def forest_rows(effects: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns="level_order")
 
 
-def alliance_forest(effects: pd.DataFrame, benchmark: dict) -> plt.Figure:
-    """Forest plot of the alliance effect as r (sign flipped: alliance and symptom
-    improvement) per therapy type, condition and stratum, one panel per alliance term,
-    against the band of the published benchmark (config ``report.benchmark``: ``r``,
-    ``ci_low``, ``ci_high`` and ``citation``, which with the values labels the band)."""
-    label = f"{benchmark['citation']}: {benchmark_text(benchmark)}"
+def patient_level_forest_rows(rows: list[dict] | None) -> pd.DataFrame:
+    """The patient-level models' r-equivalents (``alliance.report.comparisons.patient_level_rows``:
+    already r with symptom improvement where the outcome is a symptom score) as rows of the
+    forest's patient-level panel, one per model and predictor, in the order given."""
+    rows = rows or []
+    return pd.DataFrame(
+        {
+            "term": PATIENT_LEVEL_PANEL,
+            "level": "model",
+            "label": [str(r["label"]) for r in rows],
+            "r_improvement": [float(r["r"]) for r in rows],
+            "ci_low_improvement": [float(r["ci_low"]) for r in rows],
+            "ci_high_improvement": [float(r["ci_high"]) for r in rows],
+            "n_patients": [r.get("n_patients") for r in rows],
+        },
+        columns=["term", "level", "label", "r_improvement", "ci_low_improvement", "ci_high_improvement", "n_patients"],
+    )
+
+
+def benchmark_design_terms(models: list[dict]) -> set[str]:
+    """The terms whose estimates are of the benchmark's design (config ``report.benchmark.design``):
+    predictors of role ``patient_level`` in models on one row per patient (``data: patients``).
+
+    >>> sorted(benchmark_design_terms([{"data": "patients", "roles": {"alliance_s3": "patient_level"}},
+    ...                                {"roles": {"alliance_within_patient": "within_patient"}}]))
+    ['alliance_s3']
+    """
+    return {
+        term
+        for m in models or []
+        if m.get("data") == "patients"
+        for term, role in (m.get("roles") or {}).items()
+        if role == PATIENT_LEVEL_ROLE
+    }
+
+
+def _forest_label(level: str, label: str, n) -> str:
+    """A row's tick label: its level and group (a patient-level model: its label, wrapped), and n."""
+    if level == "model":
+        text = textwrap.fill(label, 40, break_on_hyphens=False)
+    else:
+        text = f"{LEVELS[level]}: {label}" if level != "overall" else "Overall"
+    return f"{text} (n = {int(n):,})" if pd.notna(n) else text
+
+
+def _forest_title(term: str, with_band: bool) -> str:
+    if term == PATIENT_LEVEL_PANEL:
+        return "Patient level: alliance and end-of-treatment outcome\n(the benchmark's design)"
+    return f"{TERM_LABELS.get(term, term)}\n" + (
+        "(the benchmark's design)" if with_band else "(no published benchmark of this design)"
+    )
+
+
+def _forest_panel(ax, sub: pd.DataFrame, term: str, benchmark: dict, with_band: bool, band_label: str) -> None:
+    """One panel: a row per estimate with its CI, the benchmark band only when ``with_band``."""
+    y = np.arange(len(sub))[::-1]
+    if with_band:
+        ax.axvspan(
+            benchmark["ci_low"], benchmark["ci_high"], color=OKABE_ITO[1], alpha=0.25, linewidth=0, label=band_label
+        )
+        ax.axvline(benchmark["r"], color=OKABE_ITO[1], lw=1.2)
+    ax.axvline(0, color="#888888", lw=0.8)
+    colours = [OKABE_ITO[0] if lvl in ("overall", "model") else "#333333" for lvl in sub["level"]]
+    ax.hlines(y, sub["ci_low_improvement"], sub["ci_high_improvement"], colors=colours, lw=1.4)
+    for yy, xx, c, lvl in zip(y, sub["r_improvement"], colours, sub["level"]):
+        big = lvl in ("overall", "model")
+        ax.scatter([xx], [yy], color=c, s=40 if big else 22, marker="D" if big else "s", zorder=3)
+    n = sub["n_patients"] if "n_patients" in sub else pd.Series([np.nan] * len(sub))
+    ax.set_yticks(y, [_forest_label(lvl, lab, k) for lvl, lab, k in zip(sub["level"], sub["label"], n)])
+    ax.set_ylim(-0.8, len(sub) - 0.2)
+    ax.set_xlabel("r between alliance and symptom improvement")
+    ax.set_title(_forest_title(term, with_band), fontsize=9)
+
+
+def _forest_axes(figure: plt.Figure, n_top: int, top_rows: int, bottom_rows: int) -> tuple[list, object | None]:
+    """The forest's axes: ``n_top`` panels side by side (the session-level terms), sharing the row
+    labels, and below them one panel across the width (the patient-level models) when
+    ``bottom_rows`` > 0; heights in proportion to the rows."""
+    heights = [r for r in (top_rows if n_top else 0, bottom_rows) if r]
+    grid = figure.add_gridspec(len(heights), max(n_top, 1), height_ratios=[h + 2.2 for h in heights])
+    top = [figure.add_subplot(grid[0, k]) for k in range(n_top)]
+    bottom = figure.add_subplot(grid[len(heights) - 1, :]) if bottom_rows else None
+    return top, bottom
+
+
+def alliance_forest(
+    effects: pd.DataFrame,
+    benchmark: dict,
+    patient_level: list[dict] | None = None,
+    benchmark_terms: set[str] | frozenset[str] = frozenset(),
+) -> plt.Figure:
+    """Forest plot of the alliance effect as r (sign flipped: alliance and symptom improvement):
+    one panel per alliance term of ``effects`` (per therapy type, condition and stratum), and
+    below them a panel of the patient-level models (``patient_level``: rows of
+    ``alliance.report.comparisons.patient_level_rows``) when there are any.
+
+    Like with like: the band of the published benchmark (config ``report.benchmark``: ``r``,
+    ``ci_low``, ``ci_high``, ``citation``, ``design``) is drawn only behind estimates of its design,
+    the patient-level panel and the panels of ``benchmark_terms``
+    (:func:`benchmark_design_terms`); the within- and between-patient panels of the session-level
+    models have none.  The legend says what the band is, or that no estimate of its design was made.
+    """
+    design = benchmark.get("design") or "associations of alliance with outcome"
+    band_label = textwrap.fill(
+        f"Band: {benchmark['citation']}, {benchmark_text(benchmark)}, pooled {design}", 100, break_on_hyphens=False
+    )
     rows = forest_rows(effects)
     terms = [t for t in TERM_LABELS if t in set(rows["term"])] + sorted(set(rows["term"]) - set(TERM_LABELS))
-    n_rows = max((rows["term"] == t).sum() for t in terms) if terms else 1
+    panels = [(t, rows[rows["term"] == t].reset_index(drop=True), t in benchmark_terms) for t in terms]
+    patient_rows = patient_level_forest_rows(patient_level)
+    top_rows = max((len(sub) for _, sub, _ in panels), default=0)
+    bottom_rows = int(1.6 * len(patient_rows))  # a model's label takes two lines
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(
-            1, max(len(terms), 1), figsize=(4.6 * max(len(terms), 1) + 1.2, 0.32 * n_rows + 1.6), squeeze=False
+        figure = plt.figure(
+            figsize=(3.4 * max(len(panels), 1) + 3.0, 0.3 * (top_rows + bottom_rows) + 1.6 + 1.6 * bool(bottom_rows))
         )
-        for ax, term in zip(axes[0], terms):
-            sub = rows[rows["term"] == term].reset_index(drop=True)
-            y = np.arange(len(sub))[::-1]
-            ax.axvspan(
-                benchmark["ci_low"], benchmark["ci_high"], color=OKABE_ITO[1], alpha=0.25, linewidth=0, label=label
-            )
-            ax.axvline(benchmark["r"], color=OKABE_ITO[1], lw=1.2)
-            ax.axvline(0, color="#888888", lw=0.8)
-            colours = [OKABE_ITO[0] if lvl == "overall" else "#333333" for lvl in sub["level"]]
-            ax.hlines(y, sub["ci_low_improvement"], sub["ci_high_improvement"], colors=colours, lw=1.4)
-            sizes = [40 if lvl == "overall" else 22 for lvl in sub["level"]]
-            markers = ["D" if lvl == "overall" else "s" for lvl in sub["level"]]
-            for yy, xx, c, s, mk in zip(y, sub["r_improvement"], colours, sizes, markers):
-                ax.scatter([xx], [yy], color=c, s=s, marker=mk, zorder=3)
-            labels = [
-                f"{LEVELS[lvl]}: {lab}" if lvl != "overall" else "Overall"
-                for lvl, lab in zip(sub["level"], sub["label"])
-            ]
-            labels = [
-                f"{lab} (n = {int(n):,})" if pd.notna(n) else lab
-                for lab, n in zip(labels, sub.get("n_patients", [np.nan] * len(sub)))
-            ]
-            ax.set_yticks(y, labels)
-            ax.set_ylim(-0.8, len(sub) - 0.2)
-            ax.set_xlabel("r between alliance and symptom improvement")
-            ax.set_title(TERM_LABELS.get(term, term))
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        figure.tight_layout(rect=(0, 0.09 if n_rows > 2 else 0.14, 1, 1))
-        figure.legend(handles[:1], labels[:1], frameon=False, loc="lower center", fontsize=8)
+        top, bottom = _forest_axes(figure, len(panels), top_rows, bottom_rows)
+        labels = [list(sub["label"]) + list(sub["level"]) for _, sub, _ in panels]
+        for k, (ax, (term, sub, with_band)) in enumerate(zip(top, panels)):
+            _forest_panel(ax, sub, term, benchmark, with_band, band_label)
+            if k and labels[k] == labels[0]:  # the same rows as the first panel: its labels serve both
+                ax.tick_params(labelleft=False)
+        if bottom is not None:
+            _forest_panel(bottom, patient_rows, PATIENT_LEVEL_PANEL, benchmark, True, band_label)
+        figure.tight_layout(rect=(0, 0.07 if top_rows + bottom_rows > 8 else 0.14, 1, 1))
+        axes = [*top, *([bottom] if bottom is not None else [])]
+        handles = [h for ax in axes for h, lab in zip(*ax.get_legend_handles_labels()) if lab == band_label]
+        if handles:
+            figure.legend(handles[:1], [band_label], frameon=False, loc="lower center", fontsize=8)
+        else:
+            note = f"No estimate of the design {benchmark['citation']} pooled ({design}) in this run: its band is not drawn."
+            figure.text(0.5, 0.01, textwrap.fill(note, 100), ha="center", va="bottom", fontsize=8)
     return figure

@@ -22,7 +22,8 @@ FLAG_WORDS = {
     "refitted": "refitted with another optimiser",
     "optimum_disagreement": "optimisers reached different optima",
     "exact_zero_fixed": "a fixed effect of exactly zero",
-    "simplified": "random effects simplified from the specification",
+    "simplified": "random effects simplified from the specification (a singular fit refitted without its "
+    "parameters at the boundary, estimates and tests from the simplified fit)",
     "cross_check_disagreement": "a second engine disagrees",
     "not_identified": "not fitted: the data cannot identify it",
     "no_therapist_level": "not fitted: it needs therapists, and the dataset records none",
@@ -51,10 +52,21 @@ def zero_therapist_variance(models: list[dict[str, Any]], labels: dict[str, str]
     """The labels of the models whose therapist intercept variance is estimated as zero."""
     out = []
     for m in models:
-        for r in m.get("variance") or []:
+        # a singular fit that was simplified: its as-specified fit's variance (alliance.models.singular)
+        specified = ((m.get("singular") or {}).get("as_specified") or {}).get("variance_components")
+        for r in specified or m.get("variance") or []:
             if r.get("group") == "therapist" and r.get("term") == "Intercept" and r.get("variance") == 0:
                 out.append(m.get("label") or term_label(m.get("name"), labels))
     return out
+
+
+def simplified_models(models: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    """The labels of the models whose singular fit was refitted with a simpler structure."""
+    return [
+        m.get("label") or term_label(m.get("name"), labels)
+        for m in models
+        if (m.get("singular") or {}).get("simplified")
+    ]
 
 
 def main_report_context(
@@ -83,6 +95,7 @@ def main_report_context(
         "suite_truth": suite_truth_rows(truth, fits) if truth is not None else None,
         "primary_models": [by_name[n] for n in dict.fromkeys(wanted) if n in by_name],
         "zero_therapist": zero_therapist_variance(models, labels),
+        "simplified_models": simplified_models(models, labels),
         "flagged_models": sum(bool(m.get("flags")) for m in models),
         "models_by_flag": models_by_flag(models),
     }

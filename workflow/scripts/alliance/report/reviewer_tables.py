@@ -38,6 +38,14 @@ COLUMN_LABELS = {
     "n_patients": "Patients",
     "n_therapists": "Therapists",
     "dfbetas": "DFBETAS",
+    "estimate_all": "Estimate (all therapists)",
+    "se_all": "SE (all therapists)",
+    "df_all": "df (all therapists)",
+    "ci_low_all": "95% CI (all therapists), lower",
+    "ci_high_all": "95% CI (all therapists), upper",
+    "estimate_without": "Estimate without the therapist",
+    "se_without": "SE without the therapist",
+    "df_without": "df without the therapist",
 }
 #: columns whose values are names of terms, groups or models (shown by their label)
 NAME_COLUMNS = {"term", "group", "role", "stratum", "moderator"}

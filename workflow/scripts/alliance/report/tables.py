@@ -12,7 +12,15 @@ from typing import Any
 
 import pandas as pd
 
-from alliance.report.wording import citation_text, fmt, fmt_r, pct, satterthwaite, split_by_test
+from alliance.report.wording import (
+    citation_text,
+    contrast_tests_text,
+    fmt,
+    fmt_r,
+    pct,
+    satterthwaite,
+    split_by_test,
+)
 
 ALLIANCE_PREFIX = "alliance"
 STATUS = ("reported", "partly", "not in this run")
@@ -331,7 +339,10 @@ def _items_specification(fits: list[dict[str, Any]], feats: dict[str, list[str]]
         )
     )
     not_converged = [n for n, i in zip(names, infos) if not i.get("converged")]
-    singular = [n for n, i in zip(names, infos) if i.get("boundary")]
+    # singular as specified, whether kept or simplified (fit.json singular_fit, alliance.models.singular)
+    singular = [
+        n for n, f, i in zip(names, fits, infos) if i.get("boundary") or (f.get("singular_fit") or {}).get("singular")
+    ]
     flagged = [f"{n} ({', '.join(f.get('flags'))})" for n, f in zip(names, fits) if f.get("flags")]
     engines = _grouped(
         {n: f"{i.get('engine', '?')} {i.get('engine_version', '')}".strip() for n, i in zip(names, infos)}
@@ -370,7 +381,7 @@ def _item_degrees_of_freedom(fits: list[dict[str, Any]], summary: dict[str, Any]
             f"Kenward–Roger df); with {summary.get('therapists')} therapists, z tests of therapist-level effects may "
             "overstate significance. "
         )
-    answer += "Contrasts, simple slopes and tests of several coefficients are Wald z / χ² with every engine. No bootstrap in this run."
+    answer += f"{contrast_tests_text(fits)[0]} No bootstrap in this run."
     return (4, "Degrees-of-freedom method, or bootstrap", "reported" if t_models and not z_models else "partly", answer)
 
 
@@ -380,6 +391,7 @@ def _item_variance(fits: list[dict[str, Any]], reliability: dict[str, Any]) -> R
         f"{n}: " + ", ".join(f"{e['group']} {pct(e['value'])}%" for e in es)
         for n, es in _model_statistics(fits, "icc").items()
     ]
+    adjusted = [f"{n}: {pct(es[0]['value'])}%" for n, es in _model_statistics(fits, "icc_adjusted").items()]
     rel = []
     if reliability.get("patient"):
         r = reliability["patient"]
@@ -404,8 +416,15 @@ def _item_variance(fits: list[dict[str, Any]], reliability: dict[str, Any]) -> R
         "Variance components with CIs; ICCs; reliability of person and therapist means",
         "partly",
         "Variance components are reported for every model, without CIs (no profile or bootstrap CIs in this run). "
-        f"ICCs (intercept variance shares): {'; '.join(icc_parts) or 'none'}. "
-        f"Reliability (λ): {'; '.join(rel) or 'not estimable'}.",
+        f"ICCs (intercept variance shares; in models with random slopes at the slope variables' zero): "
+        f"{'; '.join(icc_parts) or 'none'}. "
+        + (
+            "Adjusted ICCs of the random-slope models (Nakagawa, Johnson & Schielzeth 2017, as R's "
+            f"performance::icc: all random variance, the slopes' part averaged over the data): {'; '.join(adjusted)}. "
+            if adjusted
+            else ""
+        )
+        + f"Reliability (λ): {'; '.join(rel) or 'not estimable'}.",
     )
 
 

@@ -54,6 +54,7 @@ DEFAULT_TERM_LABELS: dict[str, str] = {
     "r_between": "r of patient means",
     "reliability_of_means": "Reliability of group means",
     "icc_cumulative": "ICC, this level and above",
+    "icc_adjusted": "ICC, adjusted (Nakagawa et al. 2017)",
     "r2_marginal": "R², marginal",
     "r2_conditional": "R², conditional",
     "simple_slope": "Simple slope",

@@ -107,20 +107,23 @@ def suite_truth_rows(truth: dict[str, Any] | None, fits: list[dict[str, Any]]) -
     """Estimate beside truth for every mixed model of the suite whose estimands the truth file
     names: estimate, 95% CI, the true value, whether the CI covers it, and the model's flags.
     Models whose truth entry says its values are no single parameter of that model are listed
-    apart (``not_estimands``: model -> the truth file's words), not scored."""
+    apart (``not_estimands``: model -> its label), not scored; those of them whose entry still
+    gives the generating value each coefficient is compared with (the lagged specifications,
+    biased by design) have their rows in ``biased``, each with its bias (estimate - truth), the
+    truth file's words (``targets``) and the model's known-bias note, never among the scored rows."""
     from alliance.report.wording import digits_for  # here: the workflow loads this module (truth_path)
 
     found, keys = truth_estimands(truth)
-    rows, not_estimands = [], {}
+    rows, biased, not_estimands = [], [], {}
     for fit in fits:
         name = (fit.get("config") or {}).get("name") or (fit.get("spec") or {}).get("name")
         entry = found.get(name)
         if not isinstance(entry, dict):
             continue
         targets = str(entry.get("targets") or "").strip()
-        if targets.startswith(NOT_AN_ESTIMAND):
+        known_bias = targets.startswith(NOT_AN_ESTIMAND)
+        if known_bias:
             not_estimands[name] = fit.get("label") or name
-            continue
         for key in entry:
             if key == "targets":
                 continue
@@ -130,20 +133,31 @@ def suite_truth_rows(truth: dict[str, Any] | None, fits: list[dict[str, Any]]) -
             row, source = hit
             low, high = row.get("ci_low"), row.get("ci_high")
             covers = None if low is None or high is None else bool(low <= value[0] <= high)
-            rows.append(
-                {
-                    "model": name,
-                    "label": fit.get("label") or name,
-                    "term": key,
-                    "estimate": row.get("estimate"),
-                    "ci_low": low,
-                    "ci_high": high,
-                    "truth": value[0],
-                    "truth_source": value[1],
-                    "covers": covers,
-                    "digits": digits_for(row.get("se")),  # enough decimals for the estimate's precision
-                    "source": source,
-                    "flags": list(fit.get("flags") or []),
-                }
-            )
-    return {"rows": rows, "not_estimands": not_estimands, "targets": truth_targets(truth, list(found))}
+            shown = {
+                "model": name,
+                "label": fit.get("label") or name,
+                "term": key,
+                "estimate": row.get("estimate"),
+                "ci_low": low,
+                "ci_high": high,
+                "truth": value[0],
+                "truth_source": value[1],
+                "covers": covers,
+                "digits": digits_for(row.get("se")),  # enough decimals for the estimate's precision
+                "source": source,
+                "flags": list(fit.get("flags") or []),
+            }
+            if known_bias:
+                estimate = row.get("estimate")
+                shown["bias"] = None if estimate is None else float(estimate) - value[0]
+                shown["targets"] = targets
+                shown["known_bias"] = fit.get("known_bias") or (fit.get("config") or {}).get("known_bias")
+                biased.append(shown)
+            else:
+                rows.append(shown)
+    return {
+        "rows": rows,
+        "biased": biased,
+        "not_estimands": not_estimands,
+        "targets": truth_targets(truth, list(found)),
+    }

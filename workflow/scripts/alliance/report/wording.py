@@ -56,7 +56,9 @@ FLAG_MEANINGS = {
     "exact_zero_fixed": "a fixed effect came back as exactly 0.0 (statsmodels issue #10239, with a variance near zero): "
     "check that estimate",
     "simplified": "the random-effects structure fitted differs from the one specified (see 'as fitted' and the "
-    "simplification note)",
+    "simplification note): a singular fit refitted without the variances and correlations at the boundary "
+    "(analysis.singular_fits; both fits are reported, and estimates, SEs, df, p and CIs come from the simplified "
+    "one, a predictor measured at a dropped level tested on that level's df), or a structure the engine cannot fit",
     "cross_check_disagreement": "a second engine's fixed effects differ from this engine's beyond the tolerance",
     "not_identified": "not fitted: the data cannot identify the model (a grouping factor with fewer than 2 levels or "
     "with a level per row, a random slope without within-group variation, an outcome or fixed term that does not "
@@ -74,11 +76,19 @@ ENGINE_DESCRIPTIONS = {
     "lme4": "R's lme4 with lmerTest, run through Rscript (BLUPs and an independent profiled check of its estimates computed "
     "by the pipeline)",
 }
-#: Contrasts and joint tests are asymptotic whatever the engine (alliance.engines.spec.FitResult.contrast / wald_test).
-CONTRAST_TESTS = (
-    "Contrasts (such as the contextual effect) and simple slopes are Wald z tests, and tests of several "
-    "coefficients at once are Wald χ² tests (df = number of coefficients), with every engine."
-)
+#: how contrasts and joint tests are tested, by the df_method of the contrasts tables
+#: (alliance.engines.spec.FitResult.contrast / wald_test; alliance.engines.ddf)
+CONTRAST_TESTS = {
+    "satterthwaite": (
+        "contrasts (such as the contextual effect) and simple slopes are t tests with Satterthwaite degrees of "
+        "freedom, and tests of several coefficients at once are F tests with Satterthwaite denominator degrees "
+        "of freedom (as lmerTest's contest()), the same df method as the fixed effects"
+    ),
+    "asymptotic": (
+        "contrasts and simple slopes are Wald z tests, and tests of several coefficients at once are Wald χ² "
+        "tests (df = number of coefficients): the engine gives no Satterthwaite degrees of freedom"
+    ),
+}
 
 
 # --------------------------------------------------------------------------- numbers
@@ -234,8 +244,11 @@ def figure_alt_texts(benchmark: dict[str, Any]) -> dict[str, str]:
         "trajectories_symptoms": "Symptom trajectories by therapy type",
         "trajectories_alliance": "Alliance trajectories by therapy type",
         "within_between": "Within-patient and between-patient association of alliance and symptoms",
-        "alliance_forest": f"Forest plot of the alliance effect as r against the {benchmark['citation']} benchmark",
+        "alliance_forest": "Forest plot of the alliance effect as r; the patient-level models against the "
+        f"{benchmark['citation']} benchmark",
         "therapist_effects": "Caterpillar plot of therapist random effects with 95% intervals",
+        "therapist_influence": "Each focal estimate with each therapist left out, against the estimate with every "
+        "therapist and its 95% CI",
         "lagged_dynamics": "Cross-lags in both directions and carry-overs: the RI-CLPM beside the lagged multilevel "
         "models, with 95% CIs and the true values of simulated data",
     }
@@ -304,10 +317,37 @@ def _fixed_tests_sentences(names: list[str], infos: list[dict[str, Any]]) -> tup
     return "No model was fitted", "No model was fitted"
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
+def contrast_tests_text(fits: list[dict[str, Any]]) -> tuple[str, str]:
+    """The run's sentence on its contrasts and joint tests, long and short, from the ``df_method``
+    of each model's contrasts (per model when the models differ)."""
+    methods: dict[str, set[str]] = {}
+    for f in fits:
+        for c in f.get("contrasts") or []:
+            methods.setdefault(f.get("spec", {}).get("name", "?"), set()).add(str(c.get("df_method") or ""))
+    if not methods:
+        return "No model has contrasts or tests of several coefficients.", ""
+    satt = [n for n, ms in methods.items() if all("Satterthwaite" in m for m in ms)]
+    asym = [n for n in methods if n not in satt]
+    if not asym:
+        short = "contrasts are t and F tests with Satterthwaite degrees of freedom"
+        return _sentence(CONTRAST_TESTS["satterthwaite"]), short
+    if not satt:
+        return _sentence(CONTRAST_TESTS["asymptotic"]), "contrasts are Wald z tests"
+    return (
+        f"For {', '.join(satt)}, {CONTRAST_TESTS['satterthwaite']}; for {', '.join(asym)}, {CONTRAST_TESTS['asymptotic']}.",
+        "contrasts are t and F tests with Satterthwaite degrees of freedom, or Wald z where the engine gives none",
+    )
+
+
 def inference_summary(fits: list[dict[str, Any]]) -> dict[str, str]:
     """The run's sentences on estimation and tests: ``engines`` (engine and version, per model
     when they differ), ``fixed_tests`` (t with Satterthwaite df or Wald z, per model when they
-    differ), ``contrasts`` (Wald z / χ² for every engine) and ``findings`` (a short form)."""
+    differ), ``contrasts`` (t / F with Satterthwaite df, or Wald z / χ², from the contrasts
+    tables' ``df_method``) and ``findings`` (a short form)."""
     fitted = [f for f in fits if not f.get("fit", {}).get("not_fitted")]
     names = [f.get("spec", {}).get("name", "?") for f in fitted]
     infos = [f.get("fit", {}) for f in fitted]
@@ -319,9 +359,10 @@ def inference_summary(fits: list[dict[str, Any]]) -> dict[str, str]:
     else:
         engines = "; ".join(f"{e} (models {', '.join(ns)})" for e, ns in by_engine.items())
     fixed, short = _fixed_tests_sentences(names, infos)
+    contrasts, contrasts_short = contrast_tests_text(fitted)
     return {
         "engines": engines or "no model was fitted",
         "fixed_tests": fixed,
-        "contrasts": CONTRAST_TESTS,
-        "findings": short + ("; contrasts are Wald z tests." if infos else "."),
+        "contrasts": contrasts,
+        "findings": short + (f"; {contrasts_short}." if infos and contrasts_short else "."),
     }

@@ -28,7 +28,7 @@ from alliance.engines.checks import VC_COLUMNS, finish_result, likelihood_info
 from alliance.engines.common import fixed_table
 from alliance.engines.ddf import residual_df_data
 from alliance.engines.frame import model_frame
-from alliance.engines.spec import FitResult, ModelSpec, _lme4_random_terms, to_lme4_formula, to_patsy_formula
+from alliance.engines.spec import FitResult, ModelSpec, lme4_random_terms, to_lme4_formula, to_patsy_formula
 
 __all__ = ["ENGINE", "DF_METHOD", "fit_least_squares", "fixed_formula"]
 
@@ -45,7 +45,7 @@ def fixed_formula(spec: ModelSpec) -> str:
     >>> fixed_formula(ModelSpec("m", "y", ("a", "b"), (RandomTerm("therapist"),)))
     'y ~ a + b'
     """
-    return to_lme4_formula(spec).replace(" + " + " + ".join(_lme4_random_terms(spec, False)), "")
+    return to_lme4_formula(spec).replace(" + " + " + ".join(lme4_random_terms(spec, False)), "")
 
 
 def _reml_loglik(rss: float, n: int, p: int, X: np.ndarray) -> float:

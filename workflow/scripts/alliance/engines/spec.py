@@ -245,7 +245,7 @@ def _r_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _lme4_random_terms(spec: ModelSpec, fitted: bool) -> list[str]:
+def lme4_random_terms(spec: ModelSpec, fitted: bool) -> list[str]:
     out = []
     for rt in spec.random:
         grp = rt.group if rt.nested_in is None else f"{rt.nested_in}:{rt.group}"
@@ -271,7 +271,7 @@ def to_lme4_formula(spec: ModelSpec, *, fitted: bool = False) -> str:
         return col
 
     fixed = [":".join(rname(p) for p in t.split(":")) for t in spec.fixed] or ["1"]
-    return f"{spec.outcome} ~ " + " + ".join(fixed + _lme4_random_terms(spec, fitted))
+    return f"{spec.outcome} ~ " + " + ".join(fixed + lme4_random_terms(spec, fitted))
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,15 +287,15 @@ def _round_sig(x: float, digits: int = SIG_DIGITS) -> float | None:
     return float(f"{x:.{digits}g}")
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     if isinstance(obj, pd.DataFrame):
-        return [_jsonable(r) for r in obj.to_dict(orient="records")]
+        return [jsonable(r) for r in obj.to_dict(orient="records")]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _jsonable(dataclasses.asdict(obj))
+        return jsonable(dataclasses.asdict(obj))
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, bool | np.bool_):
         return bool(obj)
     if isinstance(obj, int | np.integer):
@@ -445,4 +445,4 @@ class FitResult:
         }
         if include_random_effects:
             out["random_effects"] = self.random_effects
-        return _jsonable(out)
+        return jsonable(out)

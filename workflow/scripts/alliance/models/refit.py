@@ -30,9 +30,9 @@ from alliance.engines.dispatch import fit
 from alliance.engines.least_squares import fit_least_squares
 from alliance.engines.spec import FLAG_NAMES, FitResult, ModelSpec, RandomTerm
 from alliance.models.data import model_frame, sample_counts
-from alliance.models.singular import _with_level_df, apply_policy, level_df, policy_of
+from alliance.models.singular import apply_policy, level_df, policy_of, with_level_df
 from alliance.models.specs import spec_from_config
-from alliance.models.suite import _fit_kwargs
+from alliance.models.suite import fit_kwargs
 
 __all__ = ["FOCAL_COLUMNS", "Structure", "AS_SPECIFIED", "primary_fit", "refit", "focal_estimates"]
 
@@ -87,7 +87,7 @@ def primary_fit(
     of the rows it used and the structure :func:`refit` should use on changed data."""
     frame, _ = model_frame(model, analysis, patients)
     spec = spec_from_config(model)
-    kwargs = _fit_kwargs(model, engine)
+    kwargs = fit_kwargs(model, engine)
     result = fit(spec, frame, **kwargs)
     policy = policy_of({"singular_fits": singular_fits})
     chosen = apply_policy(policy, spec, frame, result, lambda s: fit(s, frame, **kwargs))
@@ -110,7 +110,7 @@ def _fit_structure(spec: ModelSpec, frame: pd.DataFrame, structure: Structure, k
     result = fit(simple, frame, **kwargs) if simple.random else fit_least_squares(spec, frame, simple)
     info = result.fit
     if structure.levels_dropped:
-        methods = _with_level_df(result, level_df(spec, frame, list(structure.levels_dropped)))
+        methods = with_level_df(result, level_df(spec, frame, list(structure.levels_dropped)))
         if any(m != info.get("df_method") for m in methods.values()):
             info["term_df_method"] = methods
     text = f"refitted with the structure the singular-fit policy chose on the full data: without {structure.dropped}"
@@ -133,7 +133,7 @@ def refit(
     (:func:`primary_fit`; default: as specified); returns the fit and the counts of the rows it used."""
     frame, _ = model_frame(model, analysis, patients)
     spec = spec_from_config(model)
-    kwargs = _fit_kwargs(model, engine)
+    kwargs = fit_kwargs(model, engine)
     result = _fit_structure(spec, frame, structure, kwargs) if structure.simplified else fit(spec, frame, **kwargs)
     used = frame.loc[result.fitted["row"].to_numpy()]
     return result, sample_counts(used)

@@ -49,7 +49,7 @@ from alliance.engines.spec import (
     FitResult,
     ModelSpec,
     RandomTerm,
-    _jsonable,
+    jsonable,
     to_lme4_formula,
 )
 
@@ -63,6 +63,7 @@ __all__ = [
     "policy_of",
     "singular_fit_table",
     "singular_record",
+    "with_level_df",
 ]
 
 #: ``analysis.singular_fits``: simplify (refit with a simpler structure) or keep (report as fitted)
@@ -238,7 +239,7 @@ def level_df(specified: ModelSpec, data: pd.DataFrame, levels: list[str]) -> dic
     return out
 
 
-def _with_level_df(result: FitResult, dfs: dict[str, tuple[float, str]]) -> dict[str, str]:
+def with_level_df(result: FitResult, dfs: dict[str, tuple[float, str]]) -> dict[str, str]:
     """Replace the df, p and CI of the terms in ``dfs`` (in place); returns each term's df method."""
     fixed = result.fixed
     engine_method = str(result.fit.get("df_method", ""))
@@ -277,7 +278,7 @@ def _finish(sf: SingularFit, specified: ModelSpec, data: pd.DataFrame) -> Singul
         return sf
     used = sf.used
     levels = [level for s in sf.steps for level in s.levels_dropped]
-    methods = _with_level_df(used, level_df(specified, data, levels)) if levels else {}
+    methods = with_level_df(used, level_df(specified, data, levels)) if levels else {}
     dropped = "; then ".join(f"{s.dropped} (step {s.number})" for s in sf.steps)
     reasons = "; ".join(f"{g}: {why}" for g, why in (sf.as_specified.fit.get("boundary_reasons") or {}).items())
     text = f"as specified the fit was singular ({reasons}); refitted without {dropped}"
@@ -351,7 +352,7 @@ def singular_record(sf: SingularFit) -> dict[str, Any]:
         "steps": [{"step": s.number, "dropped": s.dropped, **_summary(s.result.spec, s.result)} for s in sf.steps],
         "used": "simplified" if sf.simplified else "as_specified",
     }
-    return _jsonable(record)
+    return jsonable(record)
 
 
 def _fit_rows(name: str, fit_name: str, step: int, dropped: str, spec: ModelSpec, res: FitResult, used: bool) -> list:

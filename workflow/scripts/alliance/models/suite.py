@@ -38,10 +38,10 @@ from alliance.models.singular import apply_policy, policy_of
 from alliance.models.specs import complete_cases, model_columns, spec_from_config
 from alliance.models.tables import ModelRun, run_tables
 
-__all__ = ["fit_model", "fit_stratum", "fit_configured_model"]
+__all__ = ["fit_model", "fit_stratum", "fit_configured_model", "fit_kwargs"]
 
 
-def _fit_kwargs(model: dict[str, Any], engine: str | None, cross_check: str | None = None) -> dict[str, Any]:
+def fit_kwargs(model: dict[str, Any], engine: str | None, cross_check: str | None = None) -> dict[str, Any]:
     """Keyword arguments of the engine call: only what is set (the engine's defaults otherwise)."""
     kwargs: dict[str, Any] = {}
     if engine is not None:
@@ -85,7 +85,7 @@ def _run(
                 f"minimum {minimum.get('min_patients', 0)} patients and {minimum.get('min_therapists', 0)} therapists"
             )
             return ModelRun(model, spec, None, used, record, flags, record["not_fitted"])
-    kwargs = _fit_kwargs(model, engine, cross_check)
+    kwargs = fit_kwargs(model, engine, cross_check)
     try:
         result = fit(spec, frame, **kwargs)
         singular = apply_policy(

@@ -1,6 +1,6 @@
 """Recovery of the lagged specifications with a known lagged truth (alliance.models.lagged_recovery):
 the study's machinery, the notes of measured bias in the shipped configs against the table of
-docs/lagged_recovery.md, and (marked slow) the 200-replication study itself against that table."""
+docs/lagged_recovery.md, and (marked slow) the first 50 of the study's 200 replications against that table."""
 
 from __future__ import annotations
 
@@ -129,18 +129,30 @@ def test_the_table_covers_every_lagged_model_and_path():
     assert set(doc) == expected
 
 
+#: replications the test runs: the first of the study's 200 seeds (``SeedSequence.spawn`` gives the
+#: same first children for any count), so each is one of the table's own trials
+SUBSET_REPLICATIONS = 50
+
+
 @pytest.mark.slow
 def test_the_recovery_study_gives_the_table_of_docs_within_monte_carlo_error():
-    """The command of docs/lagged_recovery.md (200 replications, its seed): every row within Monte Carlo error."""
-    summary, _ = lagged_recovery_study(demo_config(), replications=200, processes=2)  # CI has 2 cores
-    assert summary.attrs["replications"] == 200 and (summary["n"] == 200).all()
+    """The command of docs/lagged_recovery.md (its seed) on the first 50 of its 200 replications:
+    every row's mean estimate and coverage within Monte Carlo error of the table's 200.
+
+    The subset's mean differs from the whole study's by sd * sqrt(1/50 - 1/200), less than the
+    subset's own MCSE, so 3 MCSE is a bound a correct table meets and a changed estimator misses.
+    The whole study is the docs' command (20 minutes on 2 cores); CI runs the subset."""
+    n = SUBSET_REPLICATIONS
+    summary, _ = lagged_recovery_study(demo_config(), replications=n, processes=2)  # CI has 2 cores
+    assert summary.attrs["replications"] == n and (summary["n"] == n).all()
     doc = doc_rows()
     assert set(zip(summary["model"], summary["term"])) == set(doc)
     for row in summary.to_dict(orient="records"):
         stated = doc[row["model"], row["term"]]
-        where = (row["model"], row["term"])
+        where = (row["model"], row["term"], row["mean_estimate"], row["coverage"], stated)
         assert abs(row["mean_estimate"] - stated["mean_estimate"]) <= max(3 * row["bias_mcse"], 5e-4), where
-        assert abs(row["coverage"] - stated["coverage"]) <= max(3 * row["coverage_mcse"], 5e-3), where
+        coverage_mcse = np.sqrt(stated["coverage"] * (1 - stated["coverage"]) / n)
+        assert abs(row["coverage"] - stated["coverage"]) <= max(3 * coverage_mcse, 1 / n), where
 
 
 @pytest.mark.slow

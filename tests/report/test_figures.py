@@ -239,6 +239,17 @@ def test_forest_plot_without_an_estimate_of_the_benchmarks_design_draws_no_band(
     plt.close(figure)
 
 
+def test_forest_plot_without_any_alliance_estimate_says_so(benchmark):
+    """Every model skipped (a design without therapists whose suite needs them): no panel to draw,
+    a figure that says why rather than a crash of the figure step."""
+    effects = effects_table().iloc[0:0]
+    figure = F.alliance_forest(effects, benchmark, patient_level=[])
+    (ax,) = figure.axes
+    assert [t.get_text() for t in ax.texts] == [F.NO_FOREST_ESTIMATE]
+    assert not figure.legends
+    plt.close(figure)
+
+
 def test_forest_plot_band_follows_the_configured_benchmark_and_its_design_terms(benchmark):
     """A stratified patient-level model puts its rows in the forest's table: the configured
     benchmark's band lies behind that term's panel, not behind the within-patient one."""

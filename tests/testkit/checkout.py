@@ -47,6 +47,18 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
+#: a second config file a test passes after a demo's own (``--configfile`` merges several): the
+#: variance CIs' bootstrap at the schema's fewest replicates, 20, where a test is about a command,
+#: not the bootstrap (tests/models/test_variance_ci.py tests that)
+FEWER_REPLICATES = "config/fewer_replicates.yaml"
+
+
+def fewer_replicates(directory: Path) -> str:
+    """Write :data:`FEWER_REPLICATES` into the checkout ``directory``; its path in the checkout."""
+    (directory / FEWER_REPLICATES).write_text("report:\n  variance_ci:\n    replicates: 20\n")
+    return FEWER_REPLICATES
+
+
 def make(directory: Path, *arguments: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """``make ARGUMENTS`` in ``directory``, stdout and stderr together (what the terminal shows)."""
     return subprocess.run(

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from alliance.intake.unfilled import unfilled_keys
-from testkit import ROOT, demo_config, run_snakemake
-from testkit.checkout import checkout, digests, make, write_config
+from testkit import ROOT, demo_config
+from testkit.checkout import checkout, digests, fewer_replicates, make, write_config
 from testkit.drafts import fill_marked
 
 pytestmark = pytest.mark.e2e
@@ -79,16 +79,23 @@ def test_the_spss_demo_regenerates_byte_for_byte(tmp_path):
         assert digests(tmp_path / run) == digests(SPSS_DEMO)
 
 
-@pytest.mark.slow  # 14 s; the spss demo's whole run is slow too (test_the_spss_demo_runs_from_its_config)
-def test_the_spss_demo_runs_from_its_config_through_intake_and_models(tmp_path):
-    shutil.copytree(SPSS_DEMO, tmp_path / "data/raw/demo_spss")
-    raw_before = digests(tmp_path / "data/raw")
-    config = yaml.safe_load((ROOT / "config/demo_spss.yaml").read_text())
-    target = "results/demo_spss/models/same_session/fixed_effects.csv"
-    result = run_snakemake(tmp_path, config, "--", target)
-    assert result.returncode == 0, result.stderr[-3000:]
-    sessions = pd.read_parquet(tmp_path / "results/demo_spss/clean/analysis.parquet")
-    truth = yaml.safe_load((tmp_path / "data/raw/demo_spss/TRUTH.yaml").read_text())
+@pytest.mark.slow
+def test_the_spss_demo_runs_from_its_config(tmp_path):
+    """`make run CONFIG=config/demo_spss.yaml`: the whole suite and the report, from the .sav export.
+
+    The variance CIs' bootstrap at 20 replicates (testkit.checkout.fewer_replicates): the command
+    is tested here, the bootstrap in tests/models/test_variance_ci.py."""
+    raw = tmp_path / "raw"
+    shutil.copytree(SPSS_DEMO, raw / "demo_spss")
+    raw_before = digests(raw)
+    directory = checkout(tmp_path / "checkout", demo_config(), data=raw)
+    shutil.copy(ROOT / "config/demo_spss.yaml", directory / "config/demo_spss.yaml")
+    result = make(directory, "run", f"CONFIG=config/demo_spss.yaml {fewer_replicates(directory)}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert result.stdout.splitlines()[-1].startswith("Report: reports/demo_spss/report.html")
+    assert (directory / "results/demo_spss/models/three_level/fixed_effects.csv").exists()
+    sessions = pd.read_parquet(directory / "results/demo_spss/clean/analysis.parquet")
+    truth = yaml.safe_load((raw / "demo_spss/TRUTH.yaml").read_text())
     assert len(sessions) == truth["sample"]["session_rows"]
     assert sessions["patient"].nunique() == 80 and sessions["therapist"].nunique() == 10
     # integer ids read as text, value labels mapped onto the canonical labels
@@ -97,20 +104,7 @@ def test_the_spss_demo_runs_from_its_config_through_intake_and_models(tmp_path):
     assert sorted(sessions["condition"].unique()) == ["anxiety", "depression"]
     # the WAI items' labelled scale points stayed numbers: the alliance is the WAI-SR mean 1-5
     assert sessions["alliance"].between(1, 5).all() and sessions["alliance"].notna().mean() > 0.9
-    fixed = pd.read_csv(tmp_path / target).set_index("term")
+    fixed = pd.read_csv(directory / "results/demo_spss/models/same_session/fixed_effects.csv").set_index("term")
     estimate, se = fixed.loc["alliance_within_patient", ["estimate", "se"]]
     assert abs(estimate - truth["within_effect_sample_patient_mean"]) < 2 * se, (estimate, se)
-    assert digests(tmp_path / "data/raw") == raw_before
-
-
-@pytest.mark.slow
-def test_the_spss_demo_runs_from_its_config(tmp_path):
-    """`make run CONFIG=config/demo_spss.yaml`: the whole suite and the report."""
-    raw = tmp_path / "raw"
-    shutil.copytree(SPSS_DEMO, raw / "demo_spss")
-    directory = checkout(tmp_path / "checkout", demo_config(), data=raw)
-    shutil.copy(ROOT / "config/demo_spss.yaml", directory / "config/demo_spss.yaml")
-    result = make(directory, "run", "CONFIG=config/demo_spss.yaml")
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert result.stdout.splitlines()[-1].startswith("Report: reports/demo_spss/report.html")
-    assert (directory / "results/demo_spss/models/three_level/fixed_effects.csv").exists()
+    assert digests(raw) == raw_before

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-from scipy import stats  # noqa: E402
+from scipy import special  # noqa: E402  (ndtri, stdtrit: what scipy.stats' norm/t ppf call, without its 1 s import)
 
 from alliance.report.wording import benchmark_text  # noqa: E402
 
@@ -55,7 +55,7 @@ TERM_LABELS = {
     "alliance_patient_within_therapist": "Patients within therapists",
     "alliance_between_therapist": "Between therapists",
 }
-Z_975 = float(stats.norm.ppf(0.975))
+Z_975 = float(special.ndtri(0.975))
 
 
 def save(figure: plt.Figure, png: str | Path, svg: str | Path | None = None) -> None:
@@ -91,7 +91,7 @@ def session_means(data: pd.DataFrame, value: str, by: str = "therapy") -> pd.Dat
     )
     rows = rows.dropna()
     out = rows.groupby([by, "session"], sort=True)["y"].agg(n="count", mean="mean", sd="std").reset_index()
-    half = stats.t.ppf(0.975, np.maximum(out["n"] - 1, 1)) * out["sd"] / np.sqrt(out["n"])
+    half = special.stdtrit(np.maximum(out["n"] - 1, 1), 0.975) * out["sd"] / np.sqrt(out["n"])
     half = half.where(out["n"] >= 2)
     out["ci_low"] = out["mean"] - half
     out["ci_high"] = out["mean"] + half
@@ -412,11 +412,19 @@ def _forest_panel(ax, sub: pd.DataFrame, term: str, benchmark: dict, with_band: 
     ax.set_title(_forest_title(term, with_band), fontsize=9)
 
 
+#: the forest's text when it has no row: its rows are a moderation model's per-stratum fits
+#: (alliance.models.summary) and the patient-level models, and a suite may have neither
+NO_FOREST_ESTIMATE = (
+    "No estimate for this plot in this run: it shows a moderation model's fits per therapy type,\n"
+    "condition and stratum, and the patient-level models, and the suite fitted neither"
+)
+
+
 def _forest_axes(figure: plt.Figure, n_top: int, top_rows: int, bottom_rows: int) -> tuple[list, object | None]:
     """The forest's axes: ``n_top`` panels side by side (the session-level terms), sharing the row
     labels, and below them one panel across the width (the patient-level models) when
     ``bottom_rows`` > 0; heights in proportion to the rows."""
-    heights = [r for r in (top_rows if n_top else 0, bottom_rows) if r]
+    heights = [r for r in (top_rows if n_top else 0, bottom_rows) if r] or [0]
     grid = figure.add_gridspec(len(heights), max(n_top, 1), height_ratios=[h + 2.2 for h in heights])
     top = [figure.add_subplot(grid[0, k]) for k in range(n_top)]
     bottom = figure.add_subplot(grid[len(heights) - 1, :]) if bottom_rows else None
@@ -455,6 +463,11 @@ def alliance_forest(
             figsize=(3.4 * max(len(panels), 1) + 3.0, 0.3 * (top_rows + bottom_rows) + 1.6 + 1.6 * bool(bottom_rows))
         )
         top, bottom = _forest_axes(figure, len(panels), top_rows, bottom_rows)
+        if not panels and bottom is None:  # no moderation model and no patient-level model fitted
+            ax = figure.add_subplot(111)
+            ax.axis("off")
+            ax.text(0.5, 0.5, NO_FOREST_ESTIMATE, ha="center", va="center", wrap=True)
+            return figure
         labels = [list(sub["label"]) + list(sub["level"]) for _, sub, _ in panels]
         for k, (ax, (term, sub, with_band)) in enumerate(zip(top, panels)):
             _forest_panel(ax, sub, term, benchmark, with_band, band_label)

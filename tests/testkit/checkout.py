@@ -73,27 +73,33 @@ def make(directory: Path, *arguments: str, timeout: float = 1800) -> subprocess.
 
 
 def interrupt_make(directory: Path, *arguments: str, after_line: str, timeout: float = 900) -> str:
-    """Start ``make ARGUMENTS`` and press Ctrl-C (SIGINT to its process group) once ``after_line`` shows.
+    """Start ``make ARGUMENTS`` and press Ctrl-C (SIGINT to its process group) once ``after_line`` shows
+    and a job is running (Snakemake's marker of an unfinished output, ``alliance.console.unfinished_outputs``).
 
+    What the terminal shows goes to a file, read while make runs: the interruption does not wait on a
+    pipe's reader, and it comes while a job is running, as a user's Ctrl-C in the middle of a run.
     Returns what the terminal showed until make ended.
     """
-    process = subprocess.Popen(
-        ["make", "--no-print-directory", *arguments],
-        cwd=directory,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal gives a foreground job
-    )
-    shown = []
-    deadline = time.monotonic() + timeout
-    for line in process.stdout:
-        shown.append(line)
-        if after_line in line or time.monotonic() > deadline:
-            break
-    os.killpg(process.pid, signal.SIGINT)
-    rest, _ = process.communicate(timeout=300)
-    return "".join(shown) + rest
+    from alliance.console import unfinished_outputs
+
+    terminal = directory / ".terminal.txt"
+    with terminal.open("w") as sink:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", *arguments],
+            cwd=directory,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group, as a terminal gives a foreground job
+        )
+        deadline = time.monotonic() + timeout
+        while process.poll() is None and time.monotonic() < deadline:
+            if after_line in terminal.read_text() and unfinished_outputs(directory):
+                os.killpg(process.pid, signal.SIGINT)
+                break
+            time.sleep(0.05)
+        process.wait(timeout=300)
+    return terminal.read_text()
 
 
 def digests(root: Path) -> dict[str, str]:

@@ -176,8 +176,8 @@ def test_an_interrupted_run_recovers_on_the_next_make_run(small_trial, tmp_path)
     for model in config["models"]:  # one model: a short run to interrupt
         model["enabled"] = model["name"] == "same_session"
     directory = checkout(tmp_path / "checkout", config, data=workdir / "data" / "raw")
-    # after a fit: clean_data is the one step every other waits for, so at its end none may be running yet
-    shown = interrupt_make(directory, "run", after_line="] fit_model")
+    # clean_data is the one step every other waits for: after it, once a job is running
+    shown = interrupt_make(directory, "run", after_line="] clean_data")
     assert "Report:" not in shown, shown[-3000:]
     assert unfinished_outputs(directory), "the interrupted run left no unfinished file:\n" + shown[-3000:]
     # a hard kill (the terminal closed) leaves the lock too

@@ -251,7 +251,15 @@ def model_context(
         "known_bias": fit.get("known_bias") or config_m.get("known_bias"),
         "design_note": fit.get("design_note", ""),  # fitted without its therapist level (alliance.models.design)
         # a singular fit: both fits and the df of terms measured at a dropped level (alliance.models.singular)
-        "singular": fit.get("singular_fit") or {},
+        # every key the templates read, also for a fit the policy left alone or never saw
+        "singular": {
+            "simplified": False,
+            "policy": None,
+            "note": None,
+            "steps": [],
+            "as_specified": None,
+            **(fit.get("singular_fit") or {}),
+        },
         "level_df": {
             str(r["term"]): str(r["df_method"])
             for r in fixed_rows

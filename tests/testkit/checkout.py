@@ -11,6 +11,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,6 +73,11 @@ def make(directory: Path, *arguments: str, timeout: float = 1800) -> subprocess.
     )
 
 
+#: ``make ARGUMENTS`` started with SIGINT's default action (an ignored signal stays ignored across
+#: exec): a small Python that resets it, then becomes make; no preexec_fn, unsafe beside threads
+WITH_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp('make', sys.argv[1:])"
+
+
 def interrupt_make(directory: Path, *arguments: str, after_line: str, timeout: float = 900) -> str:
     """Start ``make ARGUMENTS`` and press Ctrl-C (SIGINT to its process group) once ``after_line`` shows
     and a job is running (Snakemake's marker of an unfinished output, ``alliance.console.unfinished_outputs``).
@@ -84,8 +90,10 @@ def interrupt_make(directory: Path, *arguments: str, after_line: str, timeout: f
 
     terminal = directory / ".terminal.txt"
     with terminal.open("w") as sink:
+        # Ctrl-C's default action, as in a terminal: a job started in the background (CI, nohup,
+        # `cmd &`) inherits SIGINT ignored, and then the Snakemake under make never sees the Ctrl-C
         process = subprocess.Popen(
-            ["make", "--no-print-directory", *arguments],
+            [sys.executable, "-c", WITH_SIGINT, "make", "--no-print-directory", *arguments],
             cwd=directory,
             stdout=sink,
             stderr=subprocess.STDOUT,

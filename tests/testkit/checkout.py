@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +59,18 @@ def fewer_replicates(directory: Path) -> str:
     """Write :data:`FEWER_REPLICATES` into the checkout ``directory``; its path in the checkout."""
     (directory / FEWER_REPLICATES).write_text("report:\n  variance_ci:\n    replicates: 20\n")
     return FEWER_REPLICATES
+
+
+def make_run_demo(tmp_path: Path, demo: Path, config: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """``make run CONFIG=<config> config/fewer_replicates.yaml`` in a fresh checkout under ``tmp_path``
+    whose data/raw holds a copy of the demo folder ``demo`` (its name kept): the checkout, and the run."""
+    from testkit import demo_config
+
+    raw = tmp_path / "raw"
+    shutil.copytree(demo, raw / demo.name)
+    directory = checkout(tmp_path / "checkout", demo_config(), data=raw)
+    shutil.copy(ROOT / config, directory / config)
+    return directory, make(directory, "run", f"CONFIG={config} {fewer_replicates(directory)}")
 
 
 def make(directory: Path, *arguments: str, timeout: float = 1800) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ import yaml
 
 from alliance.intake.unfilled import unfilled_keys
 from testkit import ROOT, demo_config
-from testkit.checkout import checkout, digests, fewer_replicates, make, write_config
+from testkit.checkout import checkout, digests, make, make_run_demo, write_config
 from testkit.drafts import fill_marked
 
 pytestmark = pytest.mark.e2e
@@ -85,12 +85,8 @@ def test_the_spss_demo_runs_from_its_config(tmp_path):
 
     The variance CIs' bootstrap at 20 replicates (testkit.checkout.fewer_replicates): the command
     is tested here, the bootstrap in tests/models/test_variance_ci.py."""
+    directory, result = make_run_demo(tmp_path, SPSS_DEMO, "config/demo_spss.yaml")
     raw = tmp_path / "raw"
-    shutil.copytree(SPSS_DEMO, raw / "demo_spss")
-    raw_before = digests(raw)
-    directory = checkout(tmp_path / "checkout", demo_config(), data=raw)
-    shutil.copy(ROOT / "config/demo_spss.yaml", directory / "config/demo_spss.yaml")
-    result = make(directory, "run", f"CONFIG=config/demo_spss.yaml {fewer_replicates(directory)}")
     assert result.returncode == 0, result.stdout[-3000:]
     assert result.stdout.splitlines()[-1].startswith("Report: reports/demo_spss/report.html")
     assert (directory / "results/demo_spss/models/three_level/fixed_effects.csv").exists()
@@ -107,4 +103,4 @@ def test_the_spss_demo_runs_from_its_config(tmp_path):
     fixed = pd.read_csv(directory / "results/demo_spss/models/same_session/fixed_effects.csv").set_index("term")
     estimate, se = fixed.loc["alliance_within_patient", ["estimate", "se"]]
     assert abs(estimate - truth["within_effect_sample_patient_mean"]) < 2 * se, (estimate, se)
-    assert digests(raw) == raw_before
+    assert digests(raw / "demo_spss") == digests(SPSS_DEMO)  # data/raw as it was copied

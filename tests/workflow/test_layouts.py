@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from testkit import ROOT, demo_config, run_snakemake
-from testkit.checkout import checkout, digests, fewer_replicates, make
+from testkit import ROOT, run_snakemake
+from testkit.checkout import digests, make_run_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -63,11 +63,7 @@ def test_design_columns_only_in_the_client_table_run_through_the_workflow(tmp_pa
 @pytest.mark.slow
 def test_the_clientdesign_demo_runs_from_its_config(tmp_path):
     """`make run CONFIG=config/demo_clientdesign.yaml`: the whole run, report included."""
-    raw = tmp_path / "raw"
-    shutil.copytree(DEMO, raw / "demo_clientdesign")
-    directory = checkout(tmp_path / "checkout", demo_config(), data=raw)
-    shutil.copy(ROOT / CONFIG, directory / CONFIG)
-    result = make(directory, "run", f"CONFIG={CONFIG} {fewer_replicates(directory)}")  # the bootstrap at 20
+    directory, result = make_run_demo(tmp_path, DEMO, CONFIG)  # the bootstrap at 20 replicates
     assert result.returncode == 0, result.stdout[-3000:]
     assert result.stdout.splitlines()[-1].startswith("Report: reports/demo_clientdesign/report.html")
     assert (directory / "results/demo_clientdesign/models/moderation/fixed_effects.csv").exists()

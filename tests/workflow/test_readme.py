@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from testkit import ROOT, demo_config
-from testkit.checkout import checkout, digests, fewer_replicates, make, write_config
+from testkit.checkout import checkout, digests, fewer_replicates, make, make_run_demo, write_config
 
 README = ROOT / "README.md"
 HERE = Path(__file__).parent
@@ -201,11 +201,7 @@ def test_the_second_lab_runs_from_its_config(tmp_path):
     replicates of the variance CIs to the schema's minimum, 20: the command is what is tested here,
     the bootstrap is tested in tests/models/test_variance_ci.py.
     """
-    raw = tmp_path / "raw"
-    shutil.copytree(ROOT / "data/raw/demo_lab2", raw / "demo_lab2")
-    directory = checkout(tmp_path / "checkout", demo_config(), data=raw)
-    shutil.copy(ROOT / "config/demo_lab2.yaml", directory / "config/demo_lab2.yaml")
-    result = make(directory, "run", f"CONFIG=config/demo_lab2.yaml {fewer_replicates(directory)}")
+    directory, result = make_run_demo(tmp_path, ROOT / "data/raw/demo_lab2", "config/demo_lab2.yaml")
     assert result.returncode == 0, result.stdout[-3000:]
     assert result.stdout.splitlines()[-1].startswith("Report: reports/demo_lab2/report.html")
     assert (directory / "results/demo_lab2/models/same_session/fixed_effects.csv").exists()

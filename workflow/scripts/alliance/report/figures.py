@@ -424,7 +424,7 @@ def _forest_axes(figure: plt.Figure, n_top: int, top_rows: int, bottom_rows: int
     """The forest's axes: ``n_top`` panels side by side (the session-level terms), sharing the row
     labels, and below them one panel across the width (the patient-level models) when
     ``bottom_rows`` > 0; heights in proportion to the rows."""
-    heights = [r for r in (top_rows if n_top else 0, bottom_rows) if r] or [0]
+    heights = [r for r in (top_rows if n_top else 0, bottom_rows) if r]
     grid = figure.add_gridspec(len(heights), max(n_top, 1), height_ratios=[h + 2.2 for h in heights])
     top = [figure.add_subplot(grid[0, k]) for k in range(n_top)]
     bottom = figure.add_subplot(grid[len(heights) - 1, :]) if bottom_rows else None
@@ -462,12 +462,12 @@ def alliance_forest(
         figure = plt.figure(
             figsize=(3.4 * max(len(panels), 1) + 3.0, 0.3 * (top_rows + bottom_rows) + 1.6 + 1.6 * bool(bottom_rows))
         )
-        top, bottom = _forest_axes(figure, len(panels), top_rows, bottom_rows)
-        if not panels and bottom is None:  # no moderation model and no patient-level model fitted
+        if not panels and not bottom_rows:  # no moderation model and no patient-level model fitted
             ax = figure.add_subplot(111)
             ax.axis("off")
             ax.text(0.5, 0.5, NO_FOREST_ESTIMATE, ha="center", va="center", wrap=True)
             return figure
+        top, bottom = _forest_axes(figure, len(panels), top_rows, bottom_rows)
         labels = [list(sub["label"]) + list(sub["level"]) for _, sub, _ in panels]
         for k, (ax, (term, sub, with_band)) in enumerate(zip(top, panels)):
             _forest_panel(ax, sub, term, benchmark, with_band, band_label)

@@ -26,9 +26,12 @@ from testkit import ROOT
 
 SCHEMA_PATH = ROOT / "workflow/schemas/config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
-#: every shipped config, the demo's first (each optional key is tried where a config first sets it)
+#: every shipped single-study config, the demo's first (each optional key is tried where a config first
+#: sets it); a config with ``studies`` pools several studies (tests/pooling/test_pooled_config.py)
 CONFIGS = ["config/config.yaml"] + sorted(
-    p.relative_to(ROOT).as_posix() for p in (ROOT / "config").glob("*.yaml") if p.name != "config.yaml"
+    p.relative_to(ROOT).as_posix()
+    for p in (ROOT / "config").glob("*.yaml")
+    if p.name != "config.yaml" and "studies" not in (yaml.safe_load(p.read_text()) or {})
 )
 
 #: a deleted key -> the keys that go with it (meaningless without it)

@@ -35,6 +35,7 @@ REGENERATE = {
     "cd workflow/scripts && ../../.venv/bin/python -m alliance.simulate_layouts --out ../../data/raw/demo_clientdesign": (
         "demo_clientdesign"
     ),
+    "cd workflow/scripts && ../../.venv/bin/python -m alliance.simulate_studies --out ../../data/raw/demo_ipd": "demo_ipd",
 }
 
 # README command -> the test (module of tests/workflow, function) that runs it
@@ -55,6 +56,7 @@ COMMANDS = {
         "test_make_init_drafts_a_config_that_clean_data_checks",
     ),
     "make run CONFIG=config/demo_spss.yaml": ("test_demo_layouts", "test_the_spss_demo_runs_from_its_config"),
+    "make run CONFIG=config/demo_ipd.yaml": ("test_pooling", "test_the_multi_study_demo_runs_from_its_config"),
     "cd workflow/scripts && ../../.venv/bin/python -m alliance.simulate_spss --out ../../data/raw/demo_spss": (
         "test_demo_layouts",
         "test_the_spss_demo_regenerates_byte_for_byte",

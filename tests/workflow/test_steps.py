@@ -24,28 +24,41 @@ def test_every_step_script_starts_with_the_shared_set_up():
         assert "noqa" not in text and "sys.stderr = open" not in text, script.name
 
 
-@pytest.fixture(scope="module")
-def demo_workflow(tmp_path_factory):
-    """The workflow read on the demo config (in a scratch directory, as a run would read it)."""
-    directory = tmp_path_factory.mktemp("demo_workflow")
+def _read(directory, configfiles: list[str]):
+    """The workflow read on ``configfiles`` (none: the demo config) in a scratch directory, as a run would."""
     for name in ("config", "data"):
         (directory / name).symlink_to(ROOT / name)
     cwd = os.getcwd()
     os.chdir(directory)
     try:
-        yield read_workflow([])
+        return read_workflow(configfiles)
     finally:
         os.chdir(cwd)
 
 
-def test_every_rule_records_a_benchmark_and_declares_its_resources(demo_workflow):
-    runs = [rule for rule in demo_workflow.rules if rule.script]
+@pytest.fixture(scope="module")
+def demo_workflow(tmp_path_factory):
+    """The workflow read on the demo config."""
+    return _read(tmp_path_factory.mktemp("demo_workflow"), [])
+
+
+@pytest.fixture(scope="module")
+def pooled_workflow(tmp_path_factory):
+    """The workflow read on the multi-study demo's config (rules/pooling.smk)."""
+    return _read(tmp_path_factory.mktemp("pooled_workflow"), ["config/demo_ipd.yaml"])
+
+
+def test_every_rule_records_a_benchmark_and_declares_its_resources(demo_workflow, pooled_workflow):
+    """Each step script is run by a rule of one workflow or the other; each rule's benchmark record
+    sits where its log does (logs/ -> benchmarks/), and it declares measured memory and runtime."""
+    runs = [rule for workflow in (demo_workflow, pooled_workflow) for rule in workflow.rules if rule.script]
     assert {(ROOT / "workflow" / "rules" / rule.script).resolve() for rule in runs} == set(SCRIPTS)
     for rule in runs:
-        assert str(rule.benchmark) == f"benchmarks/demo/{re.sub(r'[.]log$', '.tsv', str(rule.log[0]).split('/')[-1])}"
-        # measured from the benchmark records (workflow/rules/common.smk says how)
+        log = str(rule.log[0])
+        assert str(rule.benchmark) == re.sub(r"[.]log$", ".tsv", log.replace("logs/", "benchmarks/", 1)), rule.name
+        # measured from the benchmark records (workflow/rules/common.smk, pooling.smk say how)
         memory = rule.resources["mem_mb"]
-        if memory.is_evaluable():  # a function of the input's size (rules/clean.smk): at an empty input
+        if memory.is_evaluable():  # a function of the input's size (alliance.intake.resources): at an empty input
             assert memory._evaluator(None, SimpleNamespace(size_mb=0)) >= 300, rule.name
         else:
             assert memory.value >= 300, rule.name

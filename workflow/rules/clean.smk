@@ -38,11 +38,9 @@ rule clean_data:
     conda:
         "../../environment.yml"
     threads: 1
-    # peak RSS grows with the export (/usr/bin/time -v of the step run by hand, 1 Dec 2026): 1.9 GB on
-    # 106 MB of input (1.17M session rows, config/scale.yaml), 3.77 GB on 214 MB (2.34M rows, make_scale_data.py
-    # --patients-per-therapist 200): about 300 MB + 17.5 x the input's MB; declared 1.25 x that, at least 1 GB
+    # memory from the export's size, as measured (alliance.intake.resources)
     resources:
-        mem_mb=clean_data_mem_mb,
+        mem_mb=intake_mem_mb,
         runtime=10,
     params:
         dataset=config["dataset"],

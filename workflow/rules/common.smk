@@ -1,5 +1,4 @@
 # Paths and helpers shared by the rules. Config was validated in workflow/Snakefile.
-import math
 import sys
 from pathlib import Path
 
@@ -11,7 +10,8 @@ WORKFLOW_DIR = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).
 sys.path.insert(0, str(WORKFLOW_DIR / "scripts"))
 
 from alliance.intake.config import check_config  # noqa: E402
-from alliance.report.pdf import BrowserNotFound, find_browser  # noqa: E402
+from alliance.intake.resources import intake_mem_mb  # noqa: E402
+from alliance.report.pdf import browser_or_none  # noqa: E402
 
 check_config(config)
 
@@ -78,18 +78,8 @@ def primary_model_fixed(wildcards):
     return f"{RESULTS}/models/{PRIMARY_MODEL}/fixed_effects.csv"
 
 
-def _pdf_browser():
-    """Chromium/Chrome for the PDF report, or None (then only the HTML report is made)."""
-    try:
-        return find_browser()
-    except BrowserNotFound as error:
-        print(
-            f"Note: reports/{DATASET}/report.pdf is skipped. {error}", file=sys.stderr
-        )
-        return None
-
-
-PDF_BROWSER = _pdf_browser()
+# Chromium/Chrome for the PDF report, or None (then only the HTML report is made)
+PDF_BROWSER = browser_or_none(f"reports/{DATASET}/report.pdf")
 
 
 def finished_message():
@@ -116,8 +106,3 @@ RICLPM_MODELS = models_for_design(
 def riclpm_results(kind):
     """One result file (parameters.csv, fit_indices.csv, long_run.csv, constraint_test.csv, fit.json) of every RI-CLPM."""
     return expand(f"{RESULTS}/models/{{riclpm}}/{kind}", riclpm=sorted(RICLPM_MODELS))
-
-
-def clean_data_mem_mb(wildcards, input):
-    """MB the intake needs for inputs of ``input.size_mb`` (the measurement is beside rule clean_data)."""
-    return max(1000, 100 * math.ceil(1.25 * (300 + 17.5 * input.size_mb) / 100))

@@ -61,6 +61,7 @@ REPORT_INPUTS = {
     "template": REPORT_TEMPLATE,
     "template_parts": [
         str(WORKFLOW_DIR / "report" / "macros.html.j2"),
+        str(WORKFLOW_DIR / "report" / "style.html.j2"),
         str(WORKFLOW_DIR / "report" / "supplement.html.j2"),
         str(WORKFLOW_DIR / "report" / "lagged_dynamics.html.j2"),
     ],

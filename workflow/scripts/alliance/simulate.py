@@ -85,8 +85,9 @@ from alliance.simulate_export import (  # the item lists are also this module's:
 
 DEMO_SEED = 20261125
 AGE_BANDS = ("18-25", "26-35", "36-45", "46-55", "56-65", "66+")
-#: items and item maximum of each primary symptom measure (the outcome of its condition)
-MEASURE_ITEMS = {"PHQ-9": (9, 3), "GAD-7": (7, 3)}
+#: items and item maximum of each primary symptom measure (the outcome of its condition; every item
+#: from 0). The demos use PHQ-9 and GAD-7; the multi-study demo (alliance.simulate_studies) the others.
+MEASURE_ITEMS = {"PHQ-9": (9, 3), "GAD-7": (7, 3), "BDI-II": (21, 3), "CORE-10": (10, 4), "OQ-45": (45, 4)}
 #: the WAI-SR: 12 items scored 1-5
 WAI_N_ITEMS, WAI_ITEM_MIN, WAI_ITEM_MAX = 12, 1, 5
 
@@ -304,6 +305,18 @@ def primary_items(design: TrialDesign, condition: np.ndarray) -> tuple[np.ndarra
     return shape[codes, 0], shape[codes, 1]
 
 
+def alliance_mean_scores(
+    design: TrialDesign, therapy_code: np.ndarray, stable: StableLevels, within: np.ndarray
+) -> np.ndarray:
+    """(patients, sessions) alliance x of the module docstring, A_i + g_k (t-1) + sx wx[i,t], in
+    WAI-SR mean-score points before rounding and clipping (``therapy_code``: each patient's therapy
+    type, index into design.therapies). :func:`observed_scores` rounds it to the WAI-SR total; the
+    multi-study demo (alliance.simulate_studies) maps it to other alliance instruments."""
+    t = np.arange(design.max_sessions)[None, :]
+    growth = np.array([design.alliance_growth[k] for k in design.therapies])[therapy_code]
+    return stable.alliance[:, None] + growth[:, None] * t + design.alliance_within_sd * within[:, :, 0]
+
+
 def observed_scores(
     design: TrialDesign, therapists: Therapists, patients: Patients, stable: StableLevels, within: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -311,9 +324,8 @@ def observed_scores(
     session: the observed-score process of the module docstring."""
     therapy_code = therapists.therapy_code[patients.therapist]
     t = np.arange(design.max_sessions)[None, :]
-    growth = np.array([design.alliance_growth[k] for k in design.therapies])[therapy_code]
     slope = np.array([simulate_truth.symptom_mean_slope(design, k) for k in design.therapies])[therapy_code]
-    wai = stable.alliance[:, None] + growth[:, None] * t + design.alliance_within_sd * within[:, :, 0]
+    wai = alliance_mean_scores(design, therapy_code, stable, within)
     wai_total = np.clip(np.rint(WAI_N_ITEMS * wai), WAI_N_ITEMS * WAI_ITEM_MIN, WAI_N_ITEMS * WAI_ITEM_MAX)
     pomp = stable.symptoms[:, None] + slope[:, None] * t + design.symptom_within_sd * within[:, :, 1]
     n_items, item_max = primary_items(design, patients.condition)

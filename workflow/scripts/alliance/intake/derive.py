@@ -115,6 +115,39 @@ def within_patient_detrended(
     return residual.where(n >= min_sessions).astype(float).rename(f"{value}_within_patient_detrended")
 
 
+def session_variables(data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` with every derived session variable of the analysis table added: ``session_c``,
+    ``session_index``, the within/between parts of the alliance and symptoms, the alliance's
+    detrended within-patient part and the next and previous sessions' values.
+
+    ``data`` holds ``patient``, ``session``, ``alliance`` and ``symptoms`` (and ``therapist`` for the
+    therapist parts), sorted by patient and session. The intake makes them once from the scored
+    sessions; the pooling stage again on each study's harmonised sessions
+    (alliance.pooling.harmonise), so that both derive them the same way.
+
+    Example
+    -------
+    >>> d = pd.DataFrame({"patient": ["a", "a", "b"], "session": [1, 2, 1],
+    ...                   "alliance": [3.0, 5.0, 4.0], "symptoms": [50.0, 40.0, 60.0]})
+    >>> out = session_variables(d)
+    >>> out["alliance_within_patient"].tolist(), out["symptoms_next"].tolist()[:1]
+    ([-1.0, 1.0, 0.0], [40.0])
+    """
+    counts = pd.DataFrame({"session_c": data["session"] - 1, "session_index": session_index(data)}, index=data.index)
+    return pd.concat(
+        [
+            data,
+            counts,
+            decompose_within_between(data, "alliance"),
+            within_patient_detrended(data, "alliance"),
+            decompose_within_between(data, "symptoms"),
+            next_session_values(data, ["symptoms", "alliance"]),
+            previous_session_values(data, ["symptoms", "alliance"]),
+        ],
+        axis=1,
+    )
+
+
 def session_index(data: pd.DataFrame, patient: str = "patient", session: str = "session") -> pd.Series:
     """Position of each session among the patient's attended sessions (1, 2, 3, ...).
 
@@ -232,6 +265,7 @@ __all__ = [
     "decompose_within_between",
     "within_patient_detrended",
     "session_index",
+    "session_variables",
     "next_session_values",
     "previous_session_values",
     "value_at_session",

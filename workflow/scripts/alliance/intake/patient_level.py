@@ -44,7 +44,7 @@ def patient_level(
     validated patients file and its layout (None without one). Appends its findings
     to ``findings``; returns (patients, summary entries).
     """
-    patients = _from_sessions(data)
+    patients = patient_variables(data)
     tau2, sigma2 = derive.variance_split_anova(data, "alliance")
     lam = derive.person_mean_reliability(patients["alliance_n_sessions"], tau2, sigma2)
     patients["alliance_pm_reliability"] = lam.where(patients["alliance_n_sessions"] > 0)
@@ -60,8 +60,13 @@ def patient_level(
     return patients, {"reliable_change": change_summary, "person_mean_reliability": reliability}
 
 
-def _from_sessions(data: pd.DataFrame) -> pd.DataFrame:
-    """The patient-level variables computed from the session table, indexed by patient."""
+def patient_variables(data: pd.DataFrame) -> pd.DataFrame:
+    """The patient-level variables computed from the session table, indexed by patient: design,
+    sessions, baseline / last / change of the outcome, early alliance and the alliance mean.
+
+    ``data`` is the scored session table (``symptoms_raw``, ``symptoms``, ``alliance``), sorted by
+    patient and session; the pooling stage calls it on each study's harmonised sessions.
+    """
     heads = data.drop_duplicates("patient").set_index("patient")
     grouped = data.groupby("patient", sort=True)
     columns: dict[str, pd.Series] = {

@@ -100,16 +100,4 @@ def session_scores(
         analysis["outcome_scale"],
         baseline_rows=data["session"] == first_session,
     )
-    data["session_c"] = data["session"] - 1
-    data["session_index"] = derive.session_index(data)
-    return pd.concat(
-        [
-            data,
-            derive.decompose_within_between(data, "alliance"),
-            derive.within_patient_detrended(data, "alliance"),
-            derive.decompose_within_between(data, "symptoms"),
-            derive.next_session_values(data, ["symptoms", "alliance"]),
-            derive.previous_session_values(data, ["symptoms", "alliance"]),
-        ],
-        axis=1,
-    )
+    return derive.session_variables(data)

@@ -58,6 +58,7 @@ __all__ = [
     "specification_label",
     "winsorise",
     "winsorise_sessions",
+    "winsorise_patients",
     "sensitivity_table",
     "load_sensitivity_tables",
 ]
@@ -135,7 +136,7 @@ def winsorise_sessions(analysis: pd.DataFrame, sd: float) -> tuple[pd.DataFrame,
     return out, changed
 
 
-def _winsorise_patients(patients: pd.DataFrame, sd: float) -> tuple[pd.DataFrame, int]:
+def winsorise_patients(patients: pd.DataFrame, sd: float) -> tuple[pd.DataFrame, int]:
     """The patients table with each patient-level alliance score winsorised; values changed."""
     out = patients.copy()
     changed = 0
@@ -162,7 +163,7 @@ def _variants(
             adjusted["centre"] = list(model.get("centre") or []) + [SESSIONS_ATTENDED]
             out.append(("sessions_attended", adjusted, analysis, patients, None))
         if patients is not None:
-            clipped, n = _winsorise_patients(patients, sd)
+            clipped, n = winsorise_patients(patients, sd)
             out.append(("winsorised", model, analysis, clipped, n))
     elif analysis is not None and SESSION_ALLIANCE_SCORE in analysis:
         clipped, n = winsorise_sessions(analysis, sd)

@@ -27,6 +27,12 @@ FLAG_WORDS = {
     "cross_check_disagreement": "a second engine disagrees",
     "not_identified": "not fitted: the data cannot identify it",
     "no_therapist_level": "not fitted: it needs therapists, and the dataset records none",
+    "few_clusters": "fewer clusters than parameters: the cluster-robust SEs are unreliable",
+    # the pooled rows of several studies (alliance.pooling.two_stage)
+    "tau2_boundary": "τ² estimated at 0: no heterogeneity beyond sampling error detected",
+    "studies_flagged": "a study's fit carries flags",
+    "studies_not_fitted": "a study gave no estimate and is left out",
+    "too_few_studies": "not pooled: fewer than two studies have an estimate",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -52,6 +53,16 @@ def find_browser() -> str:
     if Path(CHROMIUM_MAC).is_file():
         return CHROMIUM_MAC
     raise BrowserNotFound(INSTALL_HINT)
+
+
+def browser_or_none(skipped: str) -> str | None:
+    """The browser of :func:`find_browser`, or None with a note on stderr that ``skipped`` (a PDF) is not
+    made: the workflow then makes the HTML report alone, so that a machine with only Python runs it."""
+    try:
+        return find_browser()
+    except BrowserNotFound as error:
+        print(f"Note: {skipped} is skipped. {error}", file=sys.stderr)
+        return None
 
 
 def browser_version(browser: str) -> str:

@@ -1,0 +1,26 @@
+"""Snakemake step (rule fit_study_model): one model of pooling.effects in one study (stage one)."""
+
+from alliance import step
+
+snakemake = step.start(globals())
+
+import logging
+
+import pandas as pd
+
+from alliance.outputs import write_csv
+from alliance.pooling.study_fits import fit_specification
+
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
+rows = fit_specification(
+    dict(params.choices),
+    pd.read_parquet(inp.sessions),
+    pd.read_parquet(inp.patients),
+    study=params.study,
+    waves=params.waves,
+    winsor_sd=params.winsor_sd,
+    engine=params.engine,
+    singular_fits=params.singular_fits,
+)
+write_csv(rows, out.estimates)
+logging.info("study %s: %s", params.study, rows[["effect", "estimate", "se", "flags"]].to_dict(orient="records"))

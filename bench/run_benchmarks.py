@@ -7,6 +7,8 @@
 3. bench/bench_pipeline.py  -- the whole pipeline on the 1M-row scale data (made first by
    bench/make_scale_data.py if data/raw/scale/ is missing), 2 cores, then the per-stratum jobs
    on 1 vs 2 cores
+4. bench/bench_pooling.py   -- several studies: the meta-analysis vs metafor, the one-stage model vs
+   lme4, the multi-study demo's multiverse grid on 1 and 2 cores
 
 Output goes to stdout; results and scratch files to bench/out/ (git-ignored).
 """
@@ -33,6 +35,7 @@ def main() -> None:
         run(str(BENCH / "make_scale_data.py"))
     run(str(BENCH / "bench_pipeline.py"), "--configfile", "config/scale.yaml", "--cores", "2")
     run(str(BENCH / "bench_pipeline.py"), "--configfile", "config/scale.yaml", "--strata-only", "--cores", "1", "2")
+    run(str(BENCH / "bench_pooling.py"))
 
 
 if __name__ == "__main__":

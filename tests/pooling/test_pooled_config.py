@@ -76,3 +76,29 @@ def test_the_schema_refuses_an_unknown_choice_of_the_multiverse():
     config["multiverse"]["outliers"] = ["keep", "trim"]
     with pytest.raises(Exception, match="trim"):
         validate(config, SCHEMA)
+
+
+def test_keys_left_null_in_a_study_are_named_before_the_run(tmp_path):
+    """`make run` checks a config for keys left null (a `make init` draft pasted into `studies`) with the
+    pooling schema, whose study blocks are the single-study schema's (alliance.intake.unfilled)."""
+    from alliance.intake.unfilled import main
+
+    config = copy.deepcopy(DEMO)
+    config["studies"][1]["analysis"]["alliance_measure"] = None
+    config["studies"][3]["dataset"]["sessions"]["path"] = None
+    path = tmp_path / "pooled.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main([str(path)]) == 1
+    path.write_text(yaml.safe_dump(DEMO))
+    assert main([str(path)]) == 0
+
+
+def test_the_message_names_each_null_key_by_its_study_position(capsys, tmp_path):
+    from alliance.intake.unfilled import main
+
+    config = copy.deepcopy(DEMO)
+    config["studies"][1]["analysis"]["alliance_measure"] = None
+    path = tmp_path / "pooled.yaml"
+    path.write_text(yaml.safe_dump(config))
+    main([str(path)])
+    assert "studies.1.analysis.alliance_measure" in capsys.readouterr().err

@@ -17,14 +17,14 @@ from typing import Any
 
 import yaml
 
-from alliance.schema import SCHEMA, config_schema
+from alliance.schema import SCHEMA, schema_for
 
 __all__ = ["MARK", "SCHEMA", "unfilled_keys", "unfilled_message", "main"]
 
 MARK = "TODO(init)"
 
 
-def unfilled_keys(config: Any, schema: dict) -> list[str]:
+def unfilled_keys(config: Any, schema: dict, registry: Any = None) -> list[str]:
     """The dotted keys of ``config`` whose value is null where the schema requires a value of
     another type, in the order of the file.
 
@@ -42,7 +42,10 @@ def unfilled_keys(config: Any, schema: dict) -> list[str]:
         for sub in error.context or ():
             visit(sub)
 
-    for error in Draft202012Validator(schema).iter_errors(config):
+    validator = (
+        Draft202012Validator(schema, registry=registry) if registry is not None else Draft202012Validator(schema)
+    )
+    for error in validator.iter_errors(config):
         visit(error)
     return [".".join(str(p) for p in path) for path in _null_paths(config, ()) if path in rejected]
 
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             config = _merged(config, yaml.safe_load(Path(path).read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             return 0
-    keys = unfilled_keys(config, config_schema())
+    keys = unfilled_keys(config, *schema_for(config))  # a pooled config's studies by the pooling schema
     if keys:
         print(unfilled_message(" ".join(paths), keys), file=sys.stderr)
         return 1

@@ -34,23 +34,23 @@ from alliance.models.singular import apply_policy, level_df, policy_of, with_lev
 from alliance.models.specs import spec_from_config
 from alliance.models.suite import fit_kwargs
 
-__all__ = ["FOCAL_COLUMNS", "Structure", "AS_SPECIFIED", "primary_fit", "refit", "focal_estimates"]
-
-#: the columns of :func:`focal_estimates`
-FOCAL_COLUMNS = [
-    "term",
-    "role",
-    "estimate",
-    "se",
-    "df",
-    "p",
-    "ci_low",
-    "ci_high",
-    "n_obs",
-    "n_patients",
-    "n_therapists",
-    "flags",
+__all__ = [
+    "ESTIMATE_COLUMNS",
+    "COUNT_COLUMNS",
+    "FOCAL_COLUMNS",
+    "Structure",
+    "AS_SPECIFIED",
+    "primary_fit",
+    "refit",
+    "focal_estimates",
 ]
+
+#: what a table of coefficients gives of each one (the fixed-effects table's columns)
+ESTIMATE_COLUMNS = ["estimate", "se", "df", "p", "ci_low", "ci_high"]
+#: the sample counts of a fit (alliance.models.data.sample_counts)
+COUNT_COLUMNS = ["n_obs", "n_patients", "n_therapists"]
+#: the columns of :func:`focal_estimates`
+FOCAL_COLUMNS = ["term", "role", *ESTIMATE_COLUMNS, *COUNT_COLUMNS, "flags"]
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def focal_estimates(
             {
                 "term": term,
                 "role": role,
-                **{k: float(row[k]) for k in ("estimate", "se", "df", "p", "ci_low", "ci_high")},
+                **{k: float(row[k]) for k in ESTIMATE_COLUMNS},
                 **counts,
                 "flags": ";".join(flags) or "none",
             }

@@ -151,6 +151,11 @@ def summarise(specifications: pd.DataFrame, dimensions: list[str] = list(DIMENSI
         ("median_estimate", float(finite["estimate"].median()) if len(finite) else math.nan, ""),
         ("min_estimate", float(finite["estimate"].min()) if len(finite) else math.nan, ""),
         ("max_estimate", float(finite["estimate"].max()) if len(finite) else math.nan, ""),
+        (
+            "specifications_flagged",
+            float((curve["flags"].fillna("none") != "none").sum()) if "flags" in curve else math.nan,
+            "pooled rows with a flag (a study's fit flagged, tau2 at 0, a study not fitted): marked in the curve",
+        ),
         ("specifications_without_known_bias", float(len(unbiased)), ""),
         ("share_ci_excludes_zero_without_known_bias", _share(unbiased_excludes), ""),
         ("median_estimate_without_known_bias", float(unbiased["estimate"].median()) if len(unbiased) else math.nan, ""),

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from alliance.models.refit import primary_fit
+from alliance.models.refit import ESTIMATE_COLUMNS, primary_fit
 
 __all__ = ["ONE_STAGE_MODELS", "stack_studies", "one_stage_model", "fit_one_stage"]
 
@@ -36,12 +36,7 @@ ONE_STAGE_MODELS = {
 ONE_STAGE_COLUMNS = [
     "effect",
     "term",
-    "estimate",
-    "se",
-    "df",
-    "p",
-    "ci_low",
-    "ci_high",
+    *ESTIMATE_COLUMNS,
     "study_slope_sd",
     "study_intercept_sd",
     "n_obs",
@@ -98,7 +93,7 @@ def fit_one_stage(stacked: pd.DataFrame, effect: str, *, engine: str | None = No
     out = {
         "effect": effect,
         "term": focal,
-        **{k: float(row[k]) for k in ("estimate", "se", "df", "p", "ci_low", "ci_high")},
+        **{k: float(row[k]) for k in ESTIMATE_COLUMNS},
         # a study slope the singular-fit policy dropped was estimated at 0 (flag simplified)
         "study_slope_sd": float(study.get(focal, 0.0 if structure.simplified else float("nan"))),
         "study_intercept_sd": float(study.get("(Intercept)", study.get("Intercept", float("nan")))),

@@ -22,7 +22,7 @@ from alliance.dynamics.riclpm import fit_riclpm
 from alliance.engines.least_squares import fit_least_squares
 from alliance.intake.derive import within_patient_detrended
 from alliance.models.data import model_frame, sample_counts
-from alliance.models.refit import focal_estimates, primary_fit
+from alliance.models.refit import COUNT_COLUMNS, ESTIMATE_COLUMNS, focal_estimates, primary_fit
 from alliance.models.riclpm_suite import riclpm_wide
 from alliance.models.sensitivity import winsorise_patients, winsorise_sessions
 from alliance.models.specs import spec_from_config
@@ -30,23 +30,8 @@ from alliance.pooling.specifications import Built, build_model, specification_id
 
 __all__ = ["STUDY_COLUMNS", "sample_for", "fit_specification"]
 
-#: the columns of a study's estimates (results/<pool>/studies/<study>/effects/<effect>.csv)
-STUDY_COLUMNS = [
-    "study",
-    "specification",
-    "effect",
-    "term",
-    "estimate",
-    "se",
-    "df",
-    "p",
-    "ci_low",
-    "ci_high",
-    "n_obs",
-    "n_patients",
-    "n_therapists",
-    "flags",
-]
+#: the columns of a study's estimates (results/<pool>/studies/<study>/effects/<model>.csv)
+STUDY_COLUMNS = ["study", "specification", "effect", "term", *ESTIMATE_COLUMNS, *COUNT_COLUMNS, "flags"]
 #: the detrended within-patient alliance (alliance.intake.derive.within_patient_detrended)
 DETRENDED = "alliance_within_patient_detrended"
 
@@ -106,7 +91,7 @@ def _riclpm(built: Built, sessions: pd.DataFrame, flags: list[str]) -> pd.DataFr
         rows.append(
             {
                 "term": term,
-                **{k: float(row[k]) for k in ("estimate", "se", "p", "ci_low", "ci_high")},
+                **{k: float(row[k]) for k in ESTIMATE_COLUMNS if k != "df"},
                 "df": float("inf"),
                 "n_obs": int(wide[[c for c in wide.columns if c.startswith(("x", "y"))]].notna().to_numpy().sum()),
                 "n_patients": int(result.n_patients),

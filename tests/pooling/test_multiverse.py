@@ -73,3 +73,18 @@ def test_the_summary_names_the_choice_that_moves_the_estimate_most():
     choices = out["choices"].set_index(["dimension", "option"])
     assert choices.loc[("model", "lagged"), "median_estimate"] == pytest.approx(-0.025)
     assert choices.loc[("outliers", "keep"), "specifications"] == 3
+
+
+def test_a_study_without_therapists_is_fitted_without_the_therapist_level_and_flagged():
+    from alliance.intake.patient_level import patient_variables
+    from alliance.pooling.study_fits import fit_specification
+
+    sessions, patients = STUDIES["a"]
+    sessions = sessions.drop(columns=[c for c in sessions.columns if "therapist" in c])
+    per_patient = patient_variables(sessions.assign(symptoms_raw=sessions["symptoms"])).reset_index()
+    per_patient = per_patient.merge(patients, on="patient")
+    for model in ("riclpm", "early_alliance", "same_session"):
+        rows = fit_specification({"model": model, "therapist_level": "with"}, sessions, per_patient, study="a", waves=6)
+        assert rows["flags"].str.contains("no_therapist_level").all(), model
+        assert rows["estimate"].notna().all() and (rows["n_therapists"] == 0).all(), model
+        assert rows["specification"].str.contains("-with-").all()  # the specification asked for, flagged

@@ -14,7 +14,6 @@ Every row carries the fit's flags (``not_converged``, ``boundary``, ``singular``
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import pandas as pd
 
@@ -26,7 +25,7 @@ from alliance.models.refit import COUNT_COLUMNS, ESTIMATE_COLUMNS, focal_estimat
 from alliance.models.riclpm_suite import riclpm_wide
 from alliance.models.sensitivity import winsorise_patients, winsorise_sessions
 from alliance.models.specs import spec_from_config
-from alliance.pooling.specifications import Built, build_model, specification_id
+from alliance.pooling.specifications import Built, build_model, complete_choices, specification_id
 
 __all__ = ["STUDY_COLUMNS", "sample_for", "fit_specification"]
 
@@ -71,6 +70,11 @@ def sample_for(
     return sessions, patients, flags
 
 
+def _has_therapists(sessions: pd.DataFrame) -> bool:
+    """Whether the study records a therapist for its sessions (a design without therapists does not)."""
+    return "therapist" in sessions.columns and bool(sessions["therapist"].notna().any())
+
+
 def _rows(study: str, spec_id: str, focal: dict[str, str], table: pd.DataFrame) -> pd.DataFrame:
     out = table[table["term"].isin(list(focal))].reset_index(drop=True)
     out.insert(0, "study", study)
@@ -104,7 +108,7 @@ def _riclpm(built: Built, sessions: pd.DataFrame, flags: list[str]) -> pd.DataFr
 
 def _linear(built: Built, patients: pd.DataFrame, flags: list[str]) -> pd.DataFrame:
     """A patient-level model without random terms: least squares on its complete cases."""
-    model = {**built.model, "random": [{"group": "therapist"}]}  # the spec needs a term; the fit drops it
+    model = {**built.model, "random": [{"group": "patient"}]}  # the spec needs a term; the fit drops it
     frame, _ = model_frame(model, None, patients)
     spec = spec_from_config(model)
     result = fit_least_squares(spec, frame, dataclasses.replace(spec, random=()))
@@ -143,9 +147,13 @@ def fit_specification(
     >>> rows[["effect", "term", "flags"]].values.tolist(), bool(abs(rows["estimate"].iloc[0] + 3) < 0.3)
     ([['same_session', 'alliance_within_patient', 'none']], True)
     """
-    built = build_model(choices, waves=waves)
     spec_id = specification_id(choices)
     sessions, patients, flags = sample_for(choices, sessions, patients, winsor_sd)
+    if complete_choices(choices)["therapist_level"] == "with" and not _has_therapists(sessions):
+        # a study without therapists: the specification without its therapist level, flagged
+        choices = {**complete_choices(choices), "therapist_level": "without"}
+        flags.append("no_therapist_level")
+    built = build_model(choices, waves=waves)
     if built.is_riclpm:
         return _rows(study, spec_id, built.focal, _riclpm(built, sessions, flags))
     on_patients = built.model.get("data") == "patients"
@@ -157,9 +165,3 @@ def fit_specification(
     return _rows(
         study, spec_id, built.focal, focal_estimates(built.model, result.fixed, list(result.flags) + flags, counts)
     )
-
-
-def fit_record(choices: dict[str, str], waves: int) -> dict[str, Any]:
-    """What a specification's fit is, for the report: the model dict and its known biases."""
-    built = build_model(choices, waves=waves)
-    return {"specification": specification_id(choices), "model": built.model, "known_bias": built.known_bias}

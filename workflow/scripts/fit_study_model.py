@@ -9,10 +9,10 @@ import logging
 import pandas as pd
 
 from alliance.outputs import write_csv
-from alliance.pooling.study_fits import fit_specification
+from alliance.pooling.study_fits import study_rows
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
-rows = fit_specification(
+rows = study_rows(  # a study the model cannot be fitted in: its row says why (flag fit_failed)
     dict(params.choices),
     pd.read_parquet(inp.sessions),
     pd.read_parquet(inp.patients),

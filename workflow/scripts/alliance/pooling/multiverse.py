@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.pooling.specifications import DIMENSIONS, NOT_APPLICABLE, build_model, complete_choices, specification_id
-from alliance.pooling.study_fits import STUDY_COLUMNS, fit_specification
+from alliance.pooling.study_fits import study_rows
 from alliance.pooling.two_stage import pool_effect
 
 __all__ = ["FOCAL_EFFECT", "specification_table", "summarise"]
@@ -57,18 +57,12 @@ def specification_table(
     """
     effect = FOCAL_EFFECT[choices["model"]]
     spec_id = specification_id(choices)
-    rows = []
-    for name, (sessions, patients) in studies.items():
-        try:
-            table = fit_specification(
-                choices, sessions, patients, study=name, waves=waves, winsor_sd=winsor_sd, engine=engine
-            )
-            rows.append(table[table["effect"] == effect])
-        except (ValueError, RuntimeError, KeyError, np.linalg.LinAlgError) as error:
-            failed = {c: math.nan for c in STUDY_COLUMNS}
-            failed.update(study=name, specification=spec_id, effect=effect, flags=f"fit_failed: {error}"[:300])
-            rows.append(pd.DataFrame([failed]))
+    rows = [
+        study_rows(choices, sessions, patients, study=name, waves=waves, winsor_sd=winsor_sd, engine=engine)
+        for name, (sessions, patients) in studies.items()
+    ]
     per_study = pd.concat(rows, ignore_index=True)
+    per_study = per_study[per_study["effect"] == effect].reset_index(drop=True)
     pooled, per_study = pool_effect(per_study, effect=effect, outcome_scale=outcome_scale, level=level)
     done = build_model(choices, waves=waves)
     pooled_row = {

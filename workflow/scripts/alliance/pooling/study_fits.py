@@ -14,7 +14,10 @@ Every row carries the fit's flags (``not_converged``, ``boundary``, ``singular``
 from __future__ import annotations
 
 import dataclasses
+import math
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from alliance.dynamics.riclpm import fit_riclpm
@@ -27,7 +30,7 @@ from alliance.models.sensitivity import winsorise_patients, winsorise_sessions
 from alliance.models.specs import spec_from_config
 from alliance.pooling.specifications import Built, build_model, complete_choices, specification_id
 
-__all__ = ["STUDY_COLUMNS", "sample_for", "fit_specification"]
+__all__ = ["STUDY_COLUMNS", "sample_for", "fit_specification", "study_rows"]
 
 #: the columns of a study's estimates (results/<pool>/studies/<study>/effects/<model>.csv)
 STUDY_COLUMNS = ["study", "specification", "effect", "term", *ESTIMATE_COLUMNS, *COUNT_COLUMNS, "flags"]
@@ -165,3 +168,35 @@ def fit_specification(
     return _rows(
         study, spec_id, built.focal, focal_estimates(built.model, result.fixed, list(result.flags) + flags, counts)
     )
+
+
+def study_rows(choices: dict[str, str], sessions: pd.DataFrame, patients: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
+    """:func:`fit_specification`, or, when the study cannot give the specification (a model the data do
+    not identify, an RI-CLPM wave without values, a column the study lacks), one row per focal effect
+    without an estimate and the reason in ``flags`` (``fit_failed: ...``): stage two then leaves the study
+    out and names it (alliance.pooling.two_stage), and the run goes on.
+
+    Example
+    -------
+    >>> s = pd.DataFrame({"patient": ["a", "a"], "session": [1, 2], "alliance": [0.0, 1.0]})
+    >>> rows = study_rows({"model": "lagged"}, s, pd.DataFrame({"patient": ["a"]}), study="s1", waves=7)
+    >>> rows[["study", "effect", "estimate"]].values.tolist(), rows["flags"].iloc[0][:12]
+    ([['s1', 'lagged_alliance_symptoms', nan]], 'fit_failed: ')
+    """
+    try:
+        return fit_specification(choices, sessions, patients, **kwargs)
+    except (ValueError, RuntimeError, KeyError, np.linalg.LinAlgError) as error:
+        failed = {c: math.nan for c in STUDY_COLUMNS}
+        built = build_model(choices, waves=kwargs["waves"])
+        rows = [
+            {
+                **failed,
+                "study": kwargs["study"],
+                "specification": specification_id(choices),
+                "effect": effect,
+                "term": term,
+                "flags": f"fit_failed: {type(error).__name__}: {error}"[:300],
+            }
+            for term, effect in built.focal.items()
+        ]
+        return pd.DataFrame(rows, columns=STUDY_COLUMNS)

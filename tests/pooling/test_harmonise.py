@@ -33,17 +33,26 @@ def study(n_patients: int = 30, sessions: int = 10, seed: int = 4) -> tuple[pd.D
     return analysis, patients
 
 
-def test_pomp_puts_each_instrument_on_its_own_range_and_the_alliance_is_z_in_the_window():
+def harmonised(scale: str):
+    """The study, its patients, and the study harmonised on sessions 1-7 with the outcome on ``scale``."""
     analysis, patients = study()
-    h = harmonise_study(
+    return (
         analysis,
         patients,
-        study="s",
-        window=(1, 7),
-        outcome_scale="pomp",
-        registry=REGISTRY,
-        alliance_instrument="WAI-SR",
+        harmonise_study(
+            analysis,
+            patients,
+            study="s",
+            window=(1, 7),
+            outcome_scale=scale,
+            registry=REGISTRY,
+            alliance_instrument="WAI-SR",
+        ),
     )
+
+
+def test_pomp_puts_each_instrument_on_its_own_range_and_the_alliance_is_z_in_the_window():
+    analysis, patients, h = harmonised("pomp")
     merged = h.sessions.merge(analysis, on=["patient", "session"], suffixes=("", "_in"))
     top = np.where(merged["outcome_measure"] == "PHQ-9", 27, 21)
     np.testing.assert_allclose(merged["symptoms"], 100 * merged["symptoms_raw"] / top)
@@ -56,16 +65,7 @@ def test_pomp_puts_each_instrument_on_its_own_range_and_the_alliance_is_z_in_the
 
 
 def test_the_parts_are_made_again_on_the_window_and_the_last_session_has_no_next_one():
-    analysis, patients = study()
-    h = harmonise_study(
-        analysis,
-        patients,
-        study="s",
-        window=(1, 7),
-        outcome_scale="pomp",
-        registry=REGISTRY,
-        alliance_instrument="WAI-SR",
-    )
+    analysis, patients, h = harmonised("pomp")
     sums = h.sessions.groupby("patient")["alliance_within_patient"].sum()
     np.testing.assert_allclose(sums, 0, atol=1e-12)
     last = h.sessions[h.sessions["session"] == 7]
@@ -75,16 +75,7 @@ def test_the_parts_are_made_again_on_the_window_and_the_last_session_has_no_next
 
 
 def test_z_within_study_standardises_each_instrument_and_the_patient_level_uses_every_session():
-    analysis, patients = study()
-    h = harmonise_study(
-        analysis,
-        patients,
-        study="s",
-        window=(1, 7),
-        outcome_scale="z_within_study",
-        registry=REGISTRY,
-        alliance_instrument="WAI-SR",
-    )
+    analysis, patients, h = harmonised("z_within_study")
     window = h.sessions
     for _, rows in window.groupby("outcome_measure"):
         assert rows["symptoms"].mean() == pytest.approx(0, abs=1e-12)

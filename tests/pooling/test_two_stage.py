@@ -46,7 +46,7 @@ def test_a_study_without_an_estimate_is_left_out_and_named_and_flags_are_passed_
     pooled, _ = pool_effect(rows, effect="lagged_alliance_symptoms", outcome_scale="pomp", level=0.95)
     assert pooled["k"] == 4
     assert pooled["flags"].split(";")[-2:] == ["studies_not_fitted", "studies_flagged"]
-    assert pooled["study_flags"] == "e: not fitted; b: boundary;simplified"
+    assert pooled["study_flags"] == "not fitted: e; boundary + simplified: b"
     assert "Nickell" in pooled["known_bias"]
     assert pooled["estimate"] == pytest.approx(random_effects(ESTIMATES[:4], SES[:4]).estimate)
 

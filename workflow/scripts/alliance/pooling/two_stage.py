@@ -117,11 +117,12 @@ def pool_effect(
     flags, study_flags = [], []
     if (~usable).any():
         flags.append("studies_not_fitted")
-        study_flags += [f"{s}: not fitted" for s in rows.loc[~usable, "study"]]
+        study_flags.append("not fitted: " + ", ".join(rows.loc[~usable, "study"]))
     flagged = used[used["flags"].fillna("none") != "none"]
     if len(flagged):
         flags.append("studies_flagged")
-        study_flags += [f"{s}: {f}" for s, f in zip(flagged["study"], flagged["flags"])]
+        by_flags = flagged.groupby("flags", sort=True)["study"].apply(lambda names: ", ".join(sorted(names)))
+        study_flags += [f"{flag_set.replace(';', ' + ')}: {names}" for flag_set, names in by_flags.items()]
     base = {
         "effect": effect,
         "effect_label": EFFECT_LABELS[effect],

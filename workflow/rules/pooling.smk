@@ -256,6 +256,7 @@ rule plot_specification_curve:
     """The specification curve of the multiverse, the choices marked beneath."""
     input:
         curve=rules.summarise_multiverse.output.curve,
+        truth=rules.pool_effects.output.truth,
     output:
         png=f"{RESULTS}/figures/specification_curve.png",
     log:

@@ -28,7 +28,7 @@ from alliance.pooling.specifications import DIMENSIONS, NOT_APPLICABLE, build_mo
 from alliance.pooling.study_fits import study_rows
 from alliance.pooling.two_stage import pool_effect
 
-__all__ = ["FOCAL_EFFECT", "specification_table", "summarise"]
+__all__ = ["FOCAL_EFFECT", "specification_table", "summarise", "truth_by_model"]
 
 #: the alliance -> symptoms effect each model of the grid contributes to the curve
 FOCAL_EFFECT = {
@@ -157,3 +157,15 @@ def summarise(specifications: pd.DataFrame, dimensions: list[str] = list(DIMENSI
     ]
     summary = pd.DataFrame(statistics, columns=["statistic", "value", "text"])
     return {"curve": curve, "summary": summary, "choices": choices}
+
+
+def truth_by_model(truth: pd.DataFrame) -> dict[str, float]:
+    """The pooled truth (alliance.pooling.truth's table) of each model of the grid that has one, for the curve.
+
+    >>> t = pd.DataFrame({"level": ["pooled", "pooled", "study"], "effect": ["riclpm_alliance_symptoms",
+    ...                   "early_alliance", "same_session"], "truth": [-2.7, float("nan"), -3.0]})
+    >>> truth_by_model(t)
+    {'riclpm': -2.7}
+    """
+    pooled = truth[truth["level"] == "pooled"].set_index("effect")["truth"].astype(float)
+    return {m: float(pooled[e]) for m, e in FOCAL_EFFECT.items() if e in pooled.index and math.isfinite(pooled[e])}

@@ -373,8 +373,13 @@ def specification_curve(
     board = dashboard_rows(ordered, dimensions)
     n = len(ordered)
     estimated = ordered[np.isfinite(ordered["estimate"])]
-    biases = sorted({text_of(b) for b in ordered.get("known_bias", pd.Series(dtype=str))} - {""})
-    notes = [textwrap.fill(f"Known bias (hollow): {b}", WRAP + 30, break_on_hyphens=False) for b in biases]
+    # each known bias once, though a specification may carry several (joined by " | ")
+    labels = {part.strip() for b in ordered.get("known_bias", pd.Series(dtype=str)) for part in text_of(b).split(" | ")}
+    biases = sorted(known_bias_label(b) for b in labels - {""})
+    notes = [
+        textwrap.fill(b.replace("Known bias:", "Known bias (hollow):", 1), WRAP + 30, break_on_hyphens=False)
+        for b in biases
+    ]
     if missing := n - len(estimated):
         notes.append(f"{missing} specification(s) without an estimate (ranked last, not drawn).")
     n_lines = sum(t.count("\n") + 1 for t in notes)

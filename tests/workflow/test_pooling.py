@@ -104,7 +104,7 @@ def test_the_multi_study_demo_runs_from_its_config(tmp_path):
     )
     assert pd.isna(pooled_truth.loc["early_alliance", "truth"])  # no single parameter: no coverage claimed
 
-    pooled = pd.read_csv(results / "pooled/pooled.csv", keep_default_na=False, na_values=[""]).set_index("effect")
+    pooled = pd.read_csv(results / "pooled/pooled.csv", keep_default_na=False).set_index("effect")
     assert pooled["k"].eq(5).all()
     assert "Nickell" in pooled.loc["lagged_alliance_symptoms", "known_bias"]
     assert pooled.loc["riclpm_alliance_symptoms", "known_bias"] == ""

@@ -253,9 +253,11 @@ def test_r_references_regenerate(tmp_path):
         assert new["formula"] == old["formula"] and new["n_obs"] == old["n_obs"]
         assert new["n_groups"] == old["n_groups"] and new["is_singular"] == old["is_singular"]
         assert [f["term"] for f in new["fixed"]] == [f["term"] for f in old["fixed"]]
+        # lme4's own reruns of these singular fits differ: an SE by 1.5e-6 (relative) in a fresh clone under
+        # two pytest workers; the tolerances are those of the engine's agreement with lme4 above
         for a, b in zip(new["fixed"], old["fixed"]):
-            assert math.isclose(a["estimate"], b["estimate"], rel_tol=1e-7, abs_tol=1e-7 * b["se"]), a["term"]
-            assert math.isclose(a["se"], b["se"], rel_tol=1e-6), a["term"]
+            assert math.isclose(a["estimate"], b["estimate"], rel_tol=1e-6, abs_tol=1e-6 * b["se"]), a["term"]
+            assert math.isclose(a["se"], b["se"], rel_tol=1e-5), a["term"]
             assert math.isclose(a["df_satterthwaite"], b["df_satterthwaite"], rel_tol=1e-4), a["term"]
         sigma = math.sqrt(old["sigma2"])
         for a, b in zip(new["varcor"], old["varcor"]):

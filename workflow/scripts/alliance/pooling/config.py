@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from alliance.intake.config import ConfigError, check_dataset_config
-from alliance.pooling.specifications import EFFECTS, expand_grid, specification_id
+from alliance.pooling.specifications import POOLED_EFFECTS, expand_grid, specification_id
 
 __all__ = [
-    "POOLED_EFFECTS",
     "study_configs",
     "check_pooling_config",
     "study_raw_inputs",
@@ -23,15 +22,6 @@ __all__ = [
     "multiverse_specifications",
     "window",
 ]
-
-#: the pooled effects each fitted model gives (the RI-CLPM gives both cross-lags)
-POOLED_EFFECTS = {
-    "same_session": ("same_session",),
-    "lagged_alliance_symptoms": ("lagged_alliance_symptoms",),
-    "lagged_symptoms_alliance": ("lagged_symptoms_alliance",),
-    "riclpm": ("riclpm_alliance_symptoms", "riclpm_symptoms_alliance"),
-    "early_alliance": ("early_alliance",),
-}
 
 
 def study_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -114,6 +104,3 @@ def multiverse_specifications(config: dict[str, Any]) -> dict[str, dict[str, str
         return {}
     choices = {k: v for k, v in grid.items() if k != "winsor_sd"}
     return {specification_id(c): c for c in expand_grid(choices)}
-
-
-assert set(POOLED_EFFECTS) == set(EFFECTS)

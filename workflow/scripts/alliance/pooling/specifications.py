@@ -33,6 +33,8 @@ __all__ = [
     "OPTIONS",
     "NOT_APPLICABLE",
     "EFFECTS",
+    "POOLED_EFFECTS",
+    "EFFECT_SOURCE",
     "EFFECT_LABELS",
     "KNOWN_BIAS",
     "Built",
@@ -84,6 +86,16 @@ EFFECTS = {
     "riclpm": "riclpm",
     "early_alliance": "early_alliance",
 }
+#: the pooled effects each of those models gives (the RI-CLPM gives both cross-lags)
+POOLED_EFFECTS = {
+    "same_session": ("same_session",),
+    "lagged_alliance_symptoms": ("lagged_alliance_symptoms",),
+    "lagged_symptoms_alliance": ("lagged_symptoms_alliance",),
+    "riclpm": ("riclpm_alliance_symptoms", "riclpm_symptoms_alliance"),
+    "early_alliance": ("early_alliance",),
+}
+#: each pooled effect -> the model of pooling.effects that gives it
+EFFECT_SOURCE = {effect: model for model, effects in POOLED_EFFECTS.items() for effect in effects}
 #: what each pooled effect is, in the report's words
 EFFECT_LABELS = {
     "same_session": "Same-session alliance -> symptoms, within patients",

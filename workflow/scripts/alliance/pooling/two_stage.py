@@ -24,7 +24,7 @@ import pandas as pd
 
 from alliance.pooling.harmonise import OUTCOME_SCALES
 from alliance.pooling.meta import leave_one_out, meta_regression, random_effects
-from alliance.pooling.specifications import EFFECT_LABELS, EFFECTS, build_model, effect_specification
+from alliance.pooling.specifications import EFFECT_LABELS, EFFECT_SOURCE, build_model, effect_specification
 
 __all__ = [
     "REVERSE_EFFECTS",
@@ -37,8 +37,6 @@ __all__ = [
 
 #: the pooled effects whose outcome is the alliance (symptoms predict it)
 REVERSE_EFFECTS = ("lagged_symptoms_alliance", "riclpm_symptoms_alliance")
-#: the effect each pooled effect's model is named by (the RI-CLPM gives two)
-_MODEL_OF = {"riclpm_alliance_symptoms": "riclpm", "riclpm_symptoms_alliance": "riclpm"}
 POOLED_COLUMNS = [
     "effect",
     "effect_label",
@@ -87,9 +85,8 @@ def effect_units(effect: str, outcome_scale: str) -> str:
 
 def effect_known_bias(effect: str) -> str:
     """The known-bias labels of the specification that gives ``effect`` ('' when it has none)."""
-    model = _MODEL_OF.get(effect, effect)
-    choices = effect_specification(model if model in EFFECTS else effect)
-    return " | ".join(build_model(choices, waves=3).known_bias)
+    choices = effect_specification(EFFECT_SOURCE[effect])
+    return " | ".join(build_model(choices, waves=3).known_bias)  # the labels do not depend on the waves
 
 
 def _usable(rows: pd.DataFrame) -> pd.Series:

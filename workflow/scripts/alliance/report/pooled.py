@@ -15,15 +15,11 @@ import pandas as pd
 
 from alliance.engines.spec import to_lme4_formula
 from alliance.models.specs import spec_from_config
-from alliance.pooling.config import POOLED_EFFECTS
 from alliance.pooling.harmonise import OUTCOME_SCALES
 from alliance.pooling.one_stage import one_stage_model
-from alliance.pooling.specifications import EFFECT_LABELS, build_model, effect_specification
+from alliance.pooling.specifications import EFFECT_LABELS, EFFECT_SOURCE, build_model, effect_specification
 
 __all__ = ["effect_formula", "pooled_context"]
-
-#: the fitted model that gives each pooled effect
-_MODEL_OF = {effect: model for model, effects in POOLED_EFFECTS.items() for effect in effects}
 
 
 def effect_formula(model_name: str, waves: int) -> str:
@@ -104,7 +100,7 @@ def pooled_context(
         "truth_pooled": _records(truth[truth["level"] == "pooled"]) if truth is not None and len(truth) else [],
         "truth_studies": _records(truth[truth["level"] == "study"]) if truth is not None and len(truth) else [],
         "comparison": comparison,
-        "formulas": {e: effect_formula(_MODEL_OF[e], last) for e in effects},
+        "formulas": {e: effect_formula(EFFECT_SOURCE[e], last) for e in effects},
         "effect_labels": EFFECT_LABELS,
         "multiverse": multiverse,
         "curve": _records(tables.get("curve")),
